@@ -1,0 +1,205 @@
+#include "src/framing/framer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "src/common/strings.h"
+
+namespace mcpmw::framing {
+namespace {
+
+// A header block longer than this without its blank line is not a Content-Length header.
+constexpr size_t kMaxHeaderBytes = 8 * 1024;
+
+bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+size_t LeadingBlanks(std::string_view data) {
+  size_t i = 0;
+  while (i < data.size() && IsBlank(data[i])) {
+    ++i;
+  }
+  return i;
+}
+
+std::string_view TrimLine(std::string_view line) {
+  while (!line.empty() && IsBlank(line.back())) {
+    line.remove_suffix(1);
+  }
+  while (!line.empty() && IsBlank(line.front())) {
+    line.remove_prefix(1);
+  }
+  return line;
+}
+
+// Finds the end of a header block: returns the offset just past "\r\n\r\n" (or "\n\n"), or npos.
+size_t HeaderEnd(std::string_view data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    if (data[i] != '\n') {
+      continue;
+    }
+    if (i + 1 < data.size() && data[i + 1] == '\n') {
+      return i + 2;
+    }
+    if (i + 2 < data.size() && data[i + 1] == '\r' && data[i + 2] == '\n') {
+      return i + 3;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Reads the Content-Length value from a header block; false when absent or not a number.
+bool ParseContentLength(std::string_view headers, size_t* length) {
+  for (absl::string_view line : absl::StrSplit(Sv(headers), '\n')) {
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) {
+      continue;
+    }
+    absl::string_view name = absl::StripAsciiWhitespace(line.substr(0, colon));
+    if (!absl::EqualsIgnoreCase(name, "content-length")) {
+      continue;
+    }
+    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
+    uint64_t n = 0;
+    if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit) ||
+        !absl::SimpleAtoi(value, &n)) {
+      return false;
+    }
+    *length = n;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string_view FramingName(Framing f) {
+  switch (f) {
+    case Framing::kNdjson:
+      return "ndjson";
+    case Framing::kContentLength:
+      return "content-length";
+    case Framing::kUnknown:
+      break;
+  }
+  return "auto";
+}
+
+FrameResult Framer::Next(std::string_view data) {
+  wanted_ = 0;
+  if (framing_ == Framing::kUnknown) {
+    size_t blanks = LeadingBlanks(data);
+    if (blanks == data.size()) {
+      return {.status = FrameStatus::kNeedMore, .consumed = blanks};
+    }
+    char first = data[blanks];
+    framing_ = (first == 'C' || first == 'c') ? Framing::kContentLength : Framing::kNdjson;
+  }
+  return framing_ == Framing::kContentLength ? NextContentLength(data) : NextLine(data);
+}
+
+FrameResult Framer::NextLine(std::string_view data) {
+  if (skipping_line_) {
+    const void* lf = std::memchr(data.data(), '\n', data.size());
+    if (lf == nullptr) {
+      return {.status = FrameStatus::kNeedMore, .consumed = data.size()};
+    }
+    skipping_line_ = false;
+    size_t end = static_cast<const char*>(lf) - data.data() + 1;
+    return {.status = FrameStatus::kNeedMore, .consumed = end};
+  }
+  size_t from = std::min(scanned_, data.size());
+  const void* lf = std::memchr(data.data() + from, '\n', data.size() - from);
+  if (lf == nullptr) {
+    if (data.size() > max_ + 2) {  // +2: a CRLF may still be on its way
+      skipping_line_ = true;
+      scanned_ = 0;
+      return {.status = FrameStatus::kOversized, .consumed = data.size(),
+              .frame_bytes = data.size()};
+    }
+    scanned_ = data.size();
+    return {.status = FrameStatus::kNeedMore};
+  }
+  size_t end = static_cast<const char*>(lf) - data.data() + 1;
+  scanned_ = 0;
+  std::string_view line = data.substr(0, end);
+  std::string_view payload = TrimLine(line);
+  if (payload.empty()) {
+    // A blank line between messages is tolerated and dropped; the caller calls again.
+    return {.status = FrameStatus::kNeedMore, .consumed = end};
+  }
+  if (payload.size() > max_) {
+    return {.status = FrameStatus::kOversized, .consumed = end, .frame_bytes = payload.size()};
+  }
+  return {.status = FrameStatus::kFrame, .payload = payload, .wire = line, .consumed = end};
+}
+
+FrameResult Framer::NextContentLength(std::string_view data) {
+  if (skip_left_ > 0) {
+    size_t n = std::min(skip_left_, data.size());
+    skip_left_ -= n;
+    return {.status = FrameStatus::kNeedMore, .consumed = n};
+  }
+  size_t blanks = LeadingBlanks(data);
+  if (blanks > 0) {
+    return {.status = FrameStatus::kNeedMore, .consumed = blanks};
+  }
+  if (data.empty()) {
+    return {.status = FrameStatus::kNeedMore};
+  }
+  size_t header_end = HeaderEnd(data.substr(0, std::min(data.size(), kMaxHeaderBytes + 3)));
+  if (header_end == std::string_view::npos) {
+    if (data.size() > kMaxHeaderBytes) {
+      return {.status = FrameStatus::kMalformedHeader, .consumed = data.size()};
+    }
+    return {.status = FrameStatus::kNeedMore};
+  }
+  size_t length = 0;
+  if (!ParseContentLength(data.substr(0, header_end), &length)) {
+    return {.status = FrameStatus::kMalformedHeader, .consumed = header_end};
+  }
+  if (length > max_) {
+    skip_left_ = length;
+    return {.status = FrameStatus::kOversized, .consumed = header_end, .frame_bytes = length};
+  }
+  if (data.size() - header_end < length) {
+    wanted_ = header_end + length;
+    return {.status = FrameStatus::kNeedMore};
+  }
+  return {.status = FrameStatus::kFrame,
+          .payload = data.substr(header_end, length),
+          .wire = data.substr(0, header_end + length),
+          .consumed = header_end + length};
+}
+
+size_t Framer::PendingBytes(std::string_view data) const {
+  if (skipping_line_ || skip_left_ > 0) {
+    return 0;
+  }
+  return data.size() - LeadingBlanks(data);
+}
+
+std::string ContentLengthHeader(size_t payload_size) {
+  return absl::StrCat("Content-Length: ", payload_size, "\r\n\r\n");
+}
+
+void AppendFramed(Framing framing, std::string_view payload, std::string* out) {
+  if (framing == Framing::kContentLength) {
+    absl::StrAppend(out, ContentLengthHeader(payload.size()), Sv(payload));
+    return;
+  }
+  size_t start = out->size();
+  out->append(payload);
+  for (size_t i = start; i < out->size(); ++i) {
+    char& c = (*out)[i];
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  out->push_back('\n');
+}
+
+}  // namespace mcpmw::framing

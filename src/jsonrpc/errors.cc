@@ -1,0 +1,54 @@
+#include "src/jsonrpc/errors.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/common/strings.h"
+
+namespace mcpmw::jsonrpc {
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          out->append("\\u00");
+          out->push_back(kHex[c >> 4]);
+          out->push_back(kHex[c & 0xf]);
+        } else {
+          out->push_back(ch);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+std::string ErrorResponse(std::string_view id, int code, std::string_view message,
+                          std::string_view data_json) {
+  std::string out = absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(id.empty() ? std::string_view("null") : id),
+                                 R"(,"error":{"code":)", code, R"(,"message":)");
+  AppendJsonString(message, &out);
+  if (!data_json.empty()) {
+    absl::StrAppend(&out, R"(,"data":)", Sv(data_json));
+  }
+  out.append("}}");
+  return out;
+}
+
+}  // namespace mcpmw::jsonrpc

@@ -1,0 +1,38 @@
+// mcpmw jsonrpc: error codes and the error-response writer.
+//
+// When mcpmw answers a message itself (it could not be parsed, the server is gone, a stage
+// denied it) it writes a JSON-RPC error response with one of these codes. Codes -32000..-32019
+// are the range MCP leaves to implementations; mcpmw's are listed in the README.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mcpmw::jsonrpc {
+
+// JSON-RPC 2.0.
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+
+// mcpmw, in the implementation range.
+// The MCP server exited (or was killed) while this request was in flight. Retryable.
+inline constexpr int kServerExited = -32000;
+// The MCP server is not running and cannot take the request now (restart buffer full, restart
+// budget spent, shutting down).
+inline constexpr int kServerUnavailable = -32001;
+// The message is larger than --max-message-bytes and was skipped.
+inline constexpr int kMessageTooLarge = -32003;
+
+// Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires.
+void AppendJsonString(std::string_view text, std::string* out);
+
+// Builds `{"jsonrpc":"2.0","id":<id>,"error":{"code":..,"message":..[,"data":<data_json>]}}`.
+// `id` is a raw JSON token (as Envelope::id holds it); empty means null. `data_json`, when not
+// empty, must be a JSON value.
+std::string ErrorResponse(std::string_view id, int code, std::string_view message,
+                          std::string_view data_json = {});
+
+}  // namespace mcpmw::jsonrpc
