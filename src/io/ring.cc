@@ -178,15 +178,30 @@ void WritevOp::await_suspend(std::coroutine_handle<> h) {
                        static_cast<__u64>(-1));
 }
 
+namespace {
+__kernel_timespec ToTimespec(Duration d) {
+  auto ns = d.count() < 0 ? 0 : d.count();
+  return {.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
+}
+}  // namespace
+
+PollOp::PollOp(Ring& ring, int fd, unsigned events, Duration timeout)
+    : ring_(ring), fd_(fd), events_(events), has_timeout_(true), ts_(ToTimespec(timeout)) {}
+
 void PollOp::await_suspend(std::coroutine_handle<> h) {
-  io_uring_prep_poll_add(Prepare(ring_, h), fd_, events_);
+  io_uring_sqe* sqe = Prepare(ring_, h);
+  io_uring_prep_poll_add(sqe, fd_, events_);
+  if (has_timeout_) {
+    // IOSQE_IO_LINK + LINK_TIMEOUT: the kernel cancels the poll when the timeout fires, so one
+    // completion (ours) tells which came first; the timeout's own completion is ignored.
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* timeout = ring_.GetSqe();
+    io_uring_prep_link_timeout(timeout, &ts_, 0);
+    io_uring_sqe_set_data(timeout, nullptr);
+  }
 }
 
-SleepOp::SleepOp(Ring& ring, Duration d) : ring_(ring) {
-  auto ns = d.count() < 0 ? 0 : d.count();
-  ts_.tv_sec = ns / 1'000'000'000;
-  ts_.tv_nsec = ns % 1'000'000'000;
-}
+SleepOp::SleepOp(Ring& ring, Duration d) : ring_(ring), ts_(ToTimespec(d)) {}
 
 void SleepOp::await_suspend(std::coroutine_handle<> h) {
   io_uring_prep_timeout(Prepare(ring_, h), &ts_, 0, 0);
@@ -213,6 +228,38 @@ Task<int> WriteAll(Ring& ring, int fd, std::span<iovec> iov) {
     }
   }
   co_return 0;
+}
+
+Task<bool> WaitPidfdFor(Ring& ring, int pidfd, Duration timeout) {
+  while (true) {
+    int rc = co_await PollOp(ring, pidfd, POLLIN, timeout);
+    if (rc == -EINTR || rc == -EAGAIN) {
+      continue;
+    }
+    co_return rc > 0;
+  }
+}
+
+void TaskGroup::Spawn(Task<void> task) {
+  ++running_;
+  io::Spawn(Member(*this, std::move(task)));
+}
+
+Task<void> TaskGroup::Member(TaskGroup& group, Task<void> task) {
+  co_await std::move(task);
+  if (--group.running_ == 0 && group.joiner_) {
+    std::exchange(group.joiner_, {}).resume();
+  }
+}
+
+Task<void> TaskGroup::Join() {
+  struct Awaiter {
+    TaskGroup& group;
+    bool await_ready() const noexcept { return group.running_ == 0; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { group.joiner_ = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await Awaiter{*this};
 }
 
 Task<int> WaitPidfd(Ring& ring, int pidfd) {

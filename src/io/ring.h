@@ -128,16 +128,20 @@ class WritevOp final : public Operation {
 };
 
 // One-shot poll for `events` (POLLIN, POLLOUT…). Result: the ready mask or -errno. Waiting for a
-// child to exit is a POLLIN poll on its pidfd.
+// child to exit is a POLLIN poll on its pidfd. With a timeout, a linked timeout cancels the poll
+// when it expires (result -ECANCELED).
 class PollOp final : public Operation {
  public:
   PollOp(Ring& ring, int fd, unsigned events) : ring_(ring), fd_(fd), events_(events) {}
+  PollOp(Ring& ring, int fd, unsigned events, Duration timeout);
   void await_suspend(std::coroutine_handle<> h);
 
  private:
   Ring& ring_;
   int fd_;
   unsigned events_;
+  bool has_timeout_ = false;
+  __kernel_timespec ts_{};
 };
 
 // Relative timeout. Result: -ETIME when it fired, -ECANCELED when cancelled first.
@@ -156,6 +160,25 @@ Task<int> WriteAll(Ring& ring, int fd, std::span<iovec> iov);
 
 // Waits for the process behind `pidfd` to exit (it stays unreaped). Returns 0 or -errno.
 Task<int> WaitPidfd(Ring& ring, int pidfd);
+
+// Like WaitPidfd, but gives up after `timeout`: true when the process exited.
+Task<bool> WaitPidfdFor(Ring& ring, int pidfd, Duration timeout);
+
+// Tracks a set of detached tasks so their owner can wait for all of them to finish before it
+// goes away (a frame must never outlive what it points to). Single-threaded.
+class TaskGroup {
+ public:
+  // Starts `task` now as a member of the group.
+  void Spawn(Task<void> task);
+  // Completes when every task started so far has finished.
+  Task<void> Join();
+  size_t Running() const { return running_; }
+
+ private:
+  static Task<void> Member(TaskGroup& group, Task<void> task);
+  size_t running_ = 0;
+  std::coroutine_handle<> joiner_;
+};
 
 template <typename T>
 T Ring::RunUntilDone(Task<T> task) {

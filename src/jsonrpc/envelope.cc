@@ -165,13 +165,35 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
     return;
   }
   if (root_type != od::json_type::object) {
-    // A bare scalar may still be malformed JSON (`tru`); check before calling it a bad request.
-    std::string_view ignored;
-    out->kind = doc.raw_json_token().get(ignored) == simdjson::SUCCESS && doc.is_scalar()
-                    ? MessageKind::kInvalid
-                    : MessageKind::kParseError;
-    out->problem = out->kind == MessageKind::kInvalid ? "a JSON-RPC message must be an object"
-                                                      : "the message is not valid JSON";
+    // A bare scalar may still be malformed JSON (`not json` starts like `null`): read it fully.
+    bool well_formed = false;
+    switch (root_type) {
+      case od::json_type::null: {
+        bool is_null = false;
+        well_formed = doc.is_null().get(is_null) == simdjson::SUCCESS && is_null;
+        break;
+      }
+      case od::json_type::boolean: {
+        bool b = false;
+        well_formed = doc.get_bool().get(b) == simdjson::SUCCESS;
+        break;
+      }
+      case od::json_type::number: {
+        double d = 0;
+        well_formed = doc.get_double().get(d) == simdjson::SUCCESS;
+        break;
+      }
+      case od::json_type::string: {
+        std::string_view sv;
+        well_formed = doc.get_string().get(sv) == simdjson::SUCCESS;
+        break;
+      }
+      default:
+        break;
+    }
+    out->kind = well_formed ? MessageKind::kInvalid : MessageKind::kParseError;
+    out->problem = well_formed ? "a JSON-RPC message must be an object"
+                               : "the message is not valid JSON";
     return;
   }
   od::object obj;

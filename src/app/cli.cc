@@ -1,0 +1,336 @@
+#include "src/app/cli.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/strings.h"
+
+namespace mcpmw::app {
+namespace {
+
+constexpr std::string_view kUsage = R"(mcpmw — the MCP middleware proxy
+
+Usage:
+  mcpmw stdio [options] -- CMD [ARGS...]    run CMD as a governed MCP server behind this
+                                            process's stdin/stdout (the sidecar)
+  mcpmw --proxy "CMD ARGS" --stdio [options] the earlier prototype's spelling of the same;
+                                            CMD is split like a shell would, without a shell
+  mcpmw --help                              this text
+  mcpmw --version                           the version
+
+Sidecar options:
+  --allow-prefix P          allow commands named P (bare name, looked up on PATH) or under the
+                            path P (whole components); repeatable. Default:
+                            $MCP_PROXY_ALLOWED_PREFIXES, else node,npx,uvx,python,python3,bun,deno
+  --max-restarts N          restarts after the server dies, 0..10
+                            (default $MCP_PROXY_MAX_RESTARTS or 3; reset after 60 s of uptime)
+  --restart-backoff-ms N    delay before the first restart, doubled for each next one, 100..60000
+                            (default $MCP_PROXY_RESTART_BACKOFF_MS or 1000)
+  --kill-timeout-ms N       on shutdown: wait N ms after closing the server's stdin, then
+                            SIGTERM, then N ms more, then SIGKILL; 100..120000
+                            (default $MCP_PROXY_KILL_TIMEOUT_MS or 3000)
+  --max-message-bytes N     largest message accepted in either direction; larger ones are
+                            answered with error -32003 and skipped (default 16777216)
+  --restart-buffer-bytes N  client bytes held while the server restarts (default 8388608)
+  --server-framing MODE     auto | ndjson | content-length: how to talk to the server
+                            (default auto: the server's own framing once seen, else the client's)
+  --debug                   one stderr line per message and lifecycle step (or MCP_PROXY_DEBUG=1)
+
+The client's framing (newline-delimited JSON or Content-Length headers) is detected from its
+first message and used for every answer. Diagnostics go to stderr; stdout carries only MCP.
+
+Errors mcpmw answers itself: -32700 not JSON, -32600 not JSON-RPC, -32000 the server died with
+the request in flight, -32001 the server is not running, -32003 message over the size limit.
+
+Exit codes:
+  0  the session ended normally (client closed stdin, a signal, or the server exited with 0)
+  1  the server could not be started or kept running, or the governor refused the command
+     (for a server that kept crashing: its last exit code)
+  2  bad command line
+  3  this kernel cannot run mcpmw (io_uring missing or disabled)
+)";
+
+absl::Status Usage(std::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(Sv(problem), " (run `mcpmw --help` for usage)"));
+}
+
+absl::StatusOr<int64_t> ParseNumber(std::string_view flag, std::string_view value) {
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 0) {
+    return Usage(absl::StrCat(Sv(flag), " expects a whole non-negative number, got `",
+                              Sv(value), "`"));
+  }
+  return n;
+}
+
+void Clamp(std::string_view flag, int64_t lo, int64_t hi, int64_t* value,
+           std::vector<std::string>* warnings) {
+  int64_t clamped = std::clamp(*value, lo, hi);
+  if (clamped != *value) {
+    warnings->push_back(absl::StrCat(Sv(flag), " ", *value, " is outside ", lo, "..", hi,
+                                     "; using ", clamped));
+    *value = clamped;
+  }
+}
+
+struct OptionParser {
+  const std::vector<std::string_view>& args;
+  size_t i;
+
+  // For `--flag value` and `--flag=value`: true when args[i] is `flag`, with `value` set.
+  absl::StatusOr<bool> Take(std::string_view flag, std::string_view* value) {
+    std::string_view arg = args[i];
+    if (arg == flag) {
+      if (i + 1 >= args.size() || args[i + 1] == "--") {
+        return Usage(absl::StrCat(Sv(flag), " needs a value"));
+      }
+      *value = args[++i];
+      return true;
+    }
+    if (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag &&
+        arg[flag.size()] == '=') {
+      *value = arg.substr(flag.size() + 1);
+      return true;
+    }
+    return false;
+  }
+};
+
+// Parses one sidecar option at args[p.i]; false when args[p.i] is not one.
+absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& prefixes_given) {
+  std::string_view v;
+  std::string_view arg = p.args[p.i];
+  if (arg == "--debug") {
+    cmd.debug = true;
+    return true;
+  }
+  struct NumberFlag {
+    std::string_view name;
+    int64_t* target;
+  };
+  int64_t max_bytes = static_cast<int64_t>(cmd.sidecar.max_message_bytes);
+  int64_t buffer_bytes = static_cast<int64_t>(cmd.sidecar.restart_buffer_bytes);
+  NumberFlag numbers[] = {
+      {"--max-restarts", &cmd.spawn.max_restarts},
+      {"--restart-backoff-ms", &cmd.spawn.restart_backoff_ms},
+      {"--kill-timeout-ms", &cmd.spawn.kill_timeout_ms},
+      {"--max-message-bytes", &max_bytes},
+      {"--restart-buffer-bytes", &buffer_bytes},
+  };
+  for (const NumberFlag& f : numbers) {
+    absl::StatusOr<bool> took = p.Take(f.name, &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      absl::StatusOr<int64_t> n = ParseNumber(f.name, v);
+      if (!n.ok()) {
+        return n.status();
+      }
+      *f.target = *n;
+      if (f.name == "--max-message-bytes" && *n < 64) {
+        return Usage("--max-message-bytes must be at least 64");
+      }
+      cmd.sidecar.max_message_bytes = static_cast<size_t>(max_bytes);
+      cmd.sidecar.restart_buffer_bytes = static_cast<size_t>(buffer_bytes);
+      return true;
+    }
+  }
+  absl::StatusOr<bool> took = p.Take("--allow-prefix", &v);
+  if (!took.ok() || *took) {
+    if (took.ok()) {
+      if (!prefixes_given) {
+        cmd.spawn.allowed_prefixes.clear();
+        prefixes_given = true;
+      }
+      cmd.spawn.allowed_prefixes.emplace_back(v);
+    }
+    return took;
+  }
+  took = p.Take("--server-framing", &v);
+  if (!took.ok() || *took) {
+    if (took.ok()) {
+      if (v == "auto") {
+        cmd.sidecar.server_framing = framing::Framing::kUnknown;
+      } else if (v == "ndjson") {
+        cmd.sidecar.server_framing = framing::Framing::kNdjson;
+      } else if (v == "content-length") {
+        cmd.sidecar.server_framing = framing::Framing::kContentLength;
+      } else {
+        return Usage(absl::StrCat("--server-framing is auto, ndjson or content-length, not `",
+                                  Sv(v), "`"));
+      }
+    }
+    return took;
+  }
+  took = p.Take("--policy-file", &v);
+  if (!took.ok() || *took) {
+    return Usage(
+        "--policy-file: policy bundles are not enforced by this build yet (the governance "
+        "pipeline is the next milestone); remove the flag to run the sidecar ungoverned");
+  }
+  took = p.Take("-p", &v);
+  if (!took.ok() || *took) {
+    return Usage("-p (--policy-file): policy bundles are not enforced by this build yet");
+  }
+  return false;
+}
+
+void ApplyEnvironment(const GetEnv& getenv, Command& cmd) {
+  auto env = [&getenv](const char* name) -> std::string_view {
+    const char* v = getenv(name);
+    return v == nullptr ? std::string_view() : std::string_view(v);
+  };
+  cmd.spawn.allowed_prefixes = pool::ParseAllowedPrefixes(env("MCP_PROXY_ALLOWED_PREFIXES"));
+  cmd.spawn.max_restarts =
+      pool::ParseIntLikeParseInt(env("MCP_PROXY_MAX_RESTARTS"), pool::kDefaultMaxRestarts);
+  cmd.spawn.restart_backoff_ms = pool::ParseIntLikeParseInt(
+      env("MCP_PROXY_RESTART_BACKOFF_MS"), pool::kDefaultRestartBackoffMs);
+  cmd.spawn.kill_timeout_ms =
+      pool::ParseIntLikeParseInt(env("MCP_PROXY_KILL_TIMEOUT_MS"), pool::kDefaultKillTimeoutMs);
+  cmd.debug = env("MCP_PROXY_DEBUG") == "1";
+}
+
+// Copies the governor-facing numbers into the session options, clamped as the governor will.
+void Finalize(Command& cmd) {
+  Clamp("max restarts", 0, 10, &cmd.spawn.max_restarts, &cmd.warnings);
+  Clamp("restart backoff (ms)", 100, 60000, &cmd.spawn.restart_backoff_ms, &cmd.warnings);
+  Clamp("kill timeout (ms)", 100, 120000, &cmd.spawn.kill_timeout_ms, &cmd.warnings);
+  cmd.sidecar.max_restarts = static_cast<int>(cmd.spawn.max_restarts);
+  cmd.sidecar.restart_backoff = std::chrono::milliseconds(cmd.spawn.restart_backoff_ms);
+  cmd.sidecar.kill_timeout = std::chrono::milliseconds(cmd.spawn.kill_timeout_ms);
+}
+
+absl::StatusOr<Command> ParseStdioVerb(const std::vector<std::string_view>& args,
+                                       const GetEnv& getenv) {
+  Command cmd;
+  cmd.verb = Verb::kStdio;
+  ApplyEnvironment(getenv, cmd);
+  bool prefixes_given = false;
+  OptionParser p{args, 2};
+  for (; p.i < args.size(); ++p.i) {
+    std::string_view arg = args[p.i];
+    if (arg == "--") {
+      ++p.i;
+      break;
+    }
+    if (arg == "--help" || arg == "-h") {
+      return Command{.verb = Verb::kHelp};
+    }
+    absl::StatusOr<bool> took = ParseSidecarOption(p, cmd, prefixes_given);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      return Usage(absl::StrCat("unknown option `", Sv(arg),
+                                "`; put the server command after `--`"));
+    }
+    break;  // the server command starts here (the `--` is optional)
+  }
+  for (; p.i < args.size(); ++p.i) {
+    cmd.spawn.argv.emplace_back(args[p.i]);
+  }
+  if (cmd.spawn.argv.empty()) {
+    return Usage("`mcpmw stdio` needs the MCP server command: mcpmw stdio -- CMD [ARGS...]");
+  }
+  Finalize(cmd);
+  return cmd;
+}
+
+absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
+                                    const GetEnv& getenv) {
+  Command cmd;
+  cmd.verb = Verb::kStdio;
+  ApplyEnvironment(getenv, cmd);
+  bool prefixes_given = false;
+  bool stdio = false;
+  bool have_command = false;
+  OptionParser p{args, 1};
+  for (; p.i < args.size(); ++p.i) {
+    std::string_view arg = args[p.i];
+    std::string_view v;
+    if (arg == "--help" || arg == "-h") {
+      return Command{.verb = Verb::kHelp};
+    }
+    if (arg == "--stdio") {
+      stdio = true;
+      continue;
+    }
+    if (arg == "--") {
+      // The prototype joined the rest into one string; keeping the words is strictly better.
+      for (++p.i; p.i < args.size(); ++p.i) {
+        cmd.spawn.argv.emplace_back(args[p.i]);
+      }
+      have_command = !cmd.spawn.argv.empty();
+      break;
+    }
+    absl::StatusOr<bool> took = p.Take("--proxy", &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      cmd.spawn.command_line = std::string(v);
+      have_command = true;
+      continue;
+    }
+    took = ParseSidecarOption(p, cmd, prefixes_given);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (!*took) {
+      if (arg.size() > 1 && arg[0] == '-') {
+        return Usage(absl::StrCat("unknown option `", Sv(arg), "`"));
+      }
+      return Usage(absl::StrCat(
+          "`", Sv(arg),
+          "` looks like the prototype's file mode, which this build does not have yet; "
+          "for the sidecar use: mcpmw stdio -- CMD [ARGS...]"));
+    }
+  }
+  if (!stdio) {
+    return Usage("Failed: proxy mode currently requires --stdio");
+  }
+  if (!have_command) {
+    return Usage("--stdio needs the server command: --proxy \"CMD ARGS\" or -- CMD ARGS");
+  }
+  Finalize(cmd);
+  return cmd;
+}
+
+}  // namespace
+
+std::string_view UsageText() { return kUsage; }
+
+absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& args,
+                                         const GetEnv& getenv) {
+  if (args.size() < 2) {
+    return Usage("no verb given");
+  }
+  std::string_view verb = args[1];
+  if (verb == "--help" || verb == "-h" || verb == "help") {
+    return Command{.verb = Verb::kHelp};
+  }
+  if (verb == "--version" || verb == "version") {
+    return Command{.verb = Verb::kVersion};
+  }
+  if (verb == "stdio") {
+    return ParseStdioVerb(args, getenv);
+  }
+  if (verb.substr(0, 1) == "-") {
+    return ParseLegacy(args, getenv);
+  }
+  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "audit" ||
+      verb == "demo") {
+    return Usage(absl::StrCat("`mcpmw ", Sv(verb),
+                              "` is not in this build yet; `mcpmw stdio` is"));
+  }
+  return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));
+}
+
+}  // namespace mcpmw::app

@@ -1,0 +1,43 @@
+// mcpmw app: command-line parsing for every verb.
+//
+// Turns argv and the environment into one Command, or an InvalidArgument status whose message
+// says what is wrong and how to fix it. Pure: no I/O, so every rule is unit-tested.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pool/governor.h"
+#include "src/proxy/sidecar.h"
+
+namespace mcpmw::app {
+
+inline constexpr std::string_view kVersion = "0.1.0";
+
+enum class Verb { kHelp, kVersion, kStdio };
+
+struct Command {
+  Verb verb = Verb::kHelp;
+  bool debug = false;
+  // kStdio: what the governor must approve, and the session settings. The governor's clamped
+  // numbers replace max_restarts/backoff/kill timeout before the session starts.
+  pool::SpawnRequest spawn;
+  proxy::SidecarOptions sidecar;
+  // Notes for the operator (a value that was clamped), printed before starting.
+  std::vector<std::string> warnings;
+};
+
+// Reads an environment variable; nullptr when unset.
+using GetEnv = std::function<const char*(const char*)>;
+
+// Parses `args` (args[0] is the program name).
+absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& args,
+                                         const GetEnv& getenv);
+
+// The text `mcpmw --help` prints.
+std::string_view UsageText();
+
+}  // namespace mcpmw::app

@@ -1,0 +1,204 @@
+#include "src/framing/framed_stream.h"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace mcpmw::framing {
+namespace {
+
+// Reads are at least this large; a frame that needs more gets a buffer sized to it.
+constexpr size_t kMinRead = 64 * 1024;
+constexpr size_t kSteadyCapacity = 256 * 1024;
+constexpr std::string_view kNewline = "\n";
+
+}  // namespace
+
+FrameReader::FrameReader(io::Ring& ring, int fd, size_t max_message_bytes, Framing forced)
+    : ring_(ring),
+      fd_(fd),
+      forced_(forced),
+      framer_(max_message_bytes, forced),
+      buffer_(kSteadyCapacity) {}
+
+io::Task<int> FrameReader::Fill() {
+  size_t want = kMinRead;
+  if (size_t total = framer_.BytesWanted(); total > buffer_.Size()) {
+    want = std::max(want, total - buffer_.Size());
+  }
+  if (buffer_.Size() == 0) {
+    buffer_.ShrinkTo(kSteadyCapacity);  // give back what one huge frame needed
+  }
+  std::span<char> tail = buffer_.WritableTail(want);
+  io::ReadOp op(ring_, fd_, tail);
+  pending_ = &op;
+  int n = co_await op;
+  pending_ = nullptr;
+  if (n > 0) {
+    buffer_.Commit(static_cast<size_t>(n));
+  }
+  co_return n;
+}
+
+void FrameReader::CancelRead() {
+  if (pending_ != nullptr) {
+    ring_.Cancel(pending_);
+  }
+}
+
+void FrameReader::Reset(int fd) {
+  fd_ = fd;
+  framer_ = Framer(framer_.max_message_bytes(), forced_);
+  buffer_.Clear();
+}
+
+FrameWriter::FrameWriter(io::Ring& ring, int fd, Framing framing)
+    : ring_(ring), fd_(fd), framing_(framing) {}
+
+void FrameWriter::Push(Segment segment) {
+  queue_.push_back(segment);
+  ++enqueued_;
+}
+
+std::string& FrameWriter::NewOwned() {
+  Push({.owned = static_cast<int>(owned_strings_.size())});
+  return owned_strings_.emplace_back();
+}
+
+void FrameWriter::EnqueueFrame(const FrameResult& frame, Framing in_framing) {
+  if (error_ != 0) {
+    return;
+  }
+  Framing out = framing_ == Framing::kUnknown ? in_framing : framing_;
+  if (out == in_framing) {
+    Push({.borrowed = frame.wire});
+    // An ndjson line at the very end of a stream may lack its LF; always end frames with one.
+    if (out == Framing::kNdjson && (frame.wire.empty() || frame.wire.back() != '\n')) {
+      Push({.borrowed = kNewline});
+    }
+  } else if (out == Framing::kContentLength) {
+    NewOwned() = ContentLengthHeader(frame.payload.size());
+    Push({.borrowed = frame.payload});
+  } else if (frame.payload.find_first_of("\r\n") == std::string_view::npos) {
+    Push({.borrowed = frame.payload});
+    Push({.borrowed = kNewline});
+  } else {
+    AppendFramed(out, frame.payload, &NewOwned());
+  }
+}
+
+void FrameWriter::EnqueueMessage(std::string json) {
+  if (error_ != 0) {
+    return;
+  }
+  Framing out = framing_ == Framing::kUnknown ? Framing::kNdjson : framing_;
+  if (out == Framing::kNdjson && json.find_first_of("\r\n") == std::string::npos) {
+    json.push_back('\n');
+    NewOwned() = std::move(json);
+  } else {
+    AppendFramed(out, json, &NewOwned());
+  }
+}
+
+io::Task<int> FrameWriter::Flush() {
+  if (error_ != 0) {
+    co_return -error_;
+  }
+  uint64_t target = enqueued_;
+  if (!draining_ && written_ < target) {
+    io::Spawn(Drain());
+  }
+  if (written_ >= target) {
+    co_return error_ == 0 ? 0 : -error_;
+  }
+  struct Awaiter {
+    FrameWriter& w;
+    uint64_t target;
+    int result = 0;
+    bool await_ready() const noexcept { return w.written_ >= target || w.error_ != 0; }
+    void await_suspend(std::coroutine_handle<> h) { w.waiters_.push_back({target, h, &result}); }
+    int await_resume() const noexcept { return w.error_ != 0 ? -w.error_ : result; }
+  };
+  co_return co_await Awaiter{*this, target};
+}
+
+io::Task<void> FrameWriter::Drain() {
+  draining_ = true;
+  std::vector<iovec> iov;
+  while (!queue_.empty() && error_ == 0) {
+    // Take the whole queue: frames queued while this write is in flight go in the next one.
+    std::vector<Segment> batch;
+    batch.swap(queue_);
+    std::deque<std::string> strings;
+    strings.swap(owned_strings_);
+    iov.clear();
+    iov.reserve(batch.size());
+    for (const Segment& s : batch) {
+      std::string_view bytes = s.owned >= 0 ? std::string_view(strings[s.owned]) : s.borrowed;
+      if (!bytes.empty()) {
+        iov.push_back({const_cast<char*>(bytes.data()), bytes.size()});
+      }
+    }
+    // writev takes at most IOV_MAX segments per call; WriteAll resubmits the rest.
+    int rc = 0;
+    for (size_t first = 0; first < iov.size() && rc == 0; first += IOV_MAX) {
+      size_t n = std::min<size_t>(IOV_MAX, iov.size() - first);
+      rc = co_await io::WriteAll(ring_, fd_, std::span<iovec>(iov.data() + first, n));
+    }
+    if (rc < 0) {
+      error_ = -rc;
+    }
+    written_ += batch.size();
+    WakeWaiters();
+  }
+  if (error_ != 0) {
+    written_ += queue_.size();
+    queue_.clear();
+    owned_strings_.clear();
+    WakeWaiters();
+  }
+  draining_ = false;
+  if (close_waiter_) {
+    std::exchange(close_waiter_, {}).resume();
+  }
+}
+
+void FrameWriter::WakeWaiters() {
+  std::vector<Waiter> ready;
+  auto it = std::partition(waiters_.begin(), waiters_.end(), [this](const Waiter& w) {
+    return w.target > written_ && error_ == 0;
+  });
+  ready.assign(it, waiters_.end());
+  waiters_.erase(it, waiters_.end());
+  for (const Waiter& w : ready) {
+    *w.result = error_ == 0 ? 0 : -error_;
+    w.handle.resume();
+  }
+}
+
+io::Task<void> FrameWriter::Close() {
+  if (error_ == 0) {
+    error_ = EPIPE;
+  }
+  if (draining_) {
+    struct Awaiter {
+      FrameWriter& w;
+      bool await_ready() const noexcept { return !w.draining_; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { w.close_waiter_ = h; }
+      void await_resume() const noexcept {}
+    };
+    co_await Awaiter{*this};
+  }
+  written_ += queue_.size();
+  queue_.clear();
+  owned_strings_.clear();
+  WakeWaiters();
+  owned_.Reset();
+}
+
+void FrameWriter::Reopen(UniqueFd fd) {
+  fd_ = fd.Get();
+  owned_ = std::move(fd);
+  error_ = 0;
+}
+
+}  // namespace mcpmw::framing

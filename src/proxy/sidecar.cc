@@ -1,0 +1,596 @@
+#include "src/proxy/sidecar.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/log.h"
+#include "src/common/strings.h"
+#include "src/jsonrpc/errors.h"
+
+namespace mcpmw::proxy {
+namespace {
+
+using framing::FrameResult;
+using framing::FrameStatus;
+using jsonrpc::MessageKind;
+
+// How much of an oversized frame's start is searched for its id.
+constexpr size_t kSniffBytes = 4096;
+// How long the pump may keep reading a dead server's stdout (a descendant outside its process
+// group could hold the pipe open forever).
+constexpr std::chrono::milliseconds kDrainGrace{500};
+constexpr std::chrono::milliseconds kMaxBackoff{60000};
+
+std::string MinifiedParams(std::string_view payload) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(payload.data(), payload.size()).get(doc) != simdjson::SUCCESS) {
+    return "{}";
+  }
+  simdjson::dom::element params;
+  if (doc["params"].get(params) != simdjson::SUCCESS) {
+    return "{}";
+  }
+  return simdjson::minify(params);
+}
+
+std::string ExitData(std::string_view reason, bool retryable, std::string_view detail) {
+  std::string out = absl::StrCat(R"({"reason":")", Sv(reason), R"(","retryable":)",
+                                 retryable ? "true" : "false", R"(,"detail":)");
+  jsonrpc::AppendJsonString(detail, &out);
+  out.push_back('}');
+  return out;
+}
+
+bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+}  // namespace
+
+std::string_view SniffId(std::string_view prefix) {
+  int depth = 0;
+  bool in_string = false;
+  size_t string_start = 0;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = prefix[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+        std::string_view key = prefix.substr(string_start, i + 1 - string_start);
+        if (depth != 1 || (key != "\"id\"" && key != "\"params\"")) {
+          continue;
+        }
+        size_t j = i + 1;
+        while (j < prefix.size() && IsWs(prefix[j])) {
+          ++j;
+        }
+        if (j >= prefix.size() || prefix[j] != ':') {
+          continue;  // a string value, not a key
+        }
+        if (key == "\"params\"") {
+          return {};  // the id, if any, comes after the payload we could not read
+        }
+        ++j;
+        while (j < prefix.size() && IsWs(prefix[j])) {
+          ++j;
+        }
+        size_t k = j;
+        if (k < prefix.size() && prefix[k] == '"') {
+          ++k;
+          while (k < prefix.size() && prefix[k] != '"' && prefix[k] != '\\') {
+            ++k;
+          }
+          if (k >= prefix.size() || prefix[k] != '"') {
+            return {};
+          }
+          return prefix.substr(j, k + 1 - j);
+        }
+        if (k < prefix.size() && prefix[k] == '-') {
+          ++k;
+        }
+        while (k < prefix.size() && prefix[k] >= '0' && prefix[k] <= '9') {
+          ++k;
+        }
+        bool digits = k > j && prefix[k - 1] != '-';
+        bool ends = k < prefix.size() && (IsWs(prefix[k]) || prefix[k] == ',' || prefix[k] == '}');
+        return digits && ends ? prefix.substr(j, k - j) : std::string_view{};
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      string_start = i;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return {};
+}
+
+Sidecar::Sidecar(io::Ring& ring, SidecarOptions options)
+    : ring_(ring),
+      options_(std::move(options)),
+      client_reader_(ring, options_.client_in, options_.max_message_bytes,
+                     framing::Framing::kUnknown),
+      client_writer_(ring, options_.client_out, framing::Framing::kUnknown),
+      server_reader_(ring, -1, options_.max_message_bytes, options_.server_framing),
+      server_writer_(ring, -1, options_.server_framing),
+      server_framing_known_(options_.server_framing != framing::Framing::kUnknown) {}
+
+io::Task<int> Sidecar::Run() {
+  tasks_.Spawn(ServerLoop());
+  tasks_.Spawn(ClientPump());
+  if (options_.signal_fd >= 0) {
+    tasks_.Spawn(SignalWatch());
+  }
+  co_await tasks_.Join();
+  co_return exit_code_;
+}
+
+// ---- client → server ------------------------------------------------------------------------
+
+io::Task<void> Sidecar::ClientPump() {
+  while (!finished_) {
+    int n = co_await client_reader_.Fill();
+    if (n == -EINTR || n == -EAGAIN) {
+      continue;
+    }
+    if (n <= 0) {
+      if (!finished_) {
+        if (size_t left = client_reader_.framer().PendingBytes(client_reader_.Buffered());
+            left > 0) {
+          LogError("the client's last ", left, " bytes were not a complete message; dropped");
+        }
+        BeginShutdown(n == 0 ? "the client closed stdin"
+                             : absl::StrCat("reading stdin failed: ", std::strerror(-n)));
+      }
+      break;
+    }
+    while (true) {
+      FrameResult r = client_reader_.Next();
+      if (r.status == FrameStatus::kNeedMore && r.consumed == 0) {
+        break;
+      }
+      if (r.status == FrameStatus::kFrame) {
+        HandleClientFrame(r);
+      } else if (r.status == FrameStatus::kOversized) {
+        std::string_view start = client_reader_.Buffered();
+        if (client_reader_.framing() == framing::Framing::kContentLength) {
+          start.remove_prefix(r.consumed);  // the body follows the header
+        }
+        std::string_view id = SniffId(start.substr(0, kSniffBytes));
+        LogError("a client message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
+                 options_.max_message_bytes, "); skipped");
+        ReplyToClient(id, jsonrpc::kMessageTooLarge,
+                      absl::StrCat("Message too large: over the ", options_.max_message_bytes,
+                                   "-byte limit (--max-message-bytes); it was not delivered"),
+                      R"({"reason":"message-too-large"})");
+      } else if (r.status == FrameStatus::kMalformedHeader) {
+        ReplyToClient({}, jsonrpc::kParseError,
+                      "Parse error: unreadable Content-Length header block; it was skipped",
+                      R"({"reason":"bad-frame-header"})");
+      }
+      client_reader_.Consume(r.consumed);
+    }
+    // Frames queued above borrow the read buffer: both flushes finish before the next Fill.
+    co_await client_writer_.Flush();
+    co_await server_writer_.Flush();
+  }
+}
+
+void Sidecar::HandleClientFrame(const FrameResult& frame) {
+  if (client_writer_.framing() == framing::Framing::kUnknown) {
+    client_writer_.set_framing(client_reader_.framing());
+    if (!server_framing_known_) {
+      server_writer_.set_framing(client_reader_.framing());
+    }
+  }
+  envelope_reader_.Read(frame.payload, &env_);
+  LogDebug("client → server ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
+           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id), " bytes=",
+           frame.payload.size());
+  switch (env_.kind) {
+    case MessageKind::kParseError:
+      ReplyToClient({}, jsonrpc::kParseError,
+                    absl::StrCat("Parse error: ", Sv(env_.problem)), R"({"reason":"parse-error"})");
+      return;
+    case MessageKind::kInvalid:
+      ReplyToClient(env_.id, jsonrpc::kInvalidRequest,
+                    absl::StrCat("Invalid Request: ", Sv(env_.problem)),
+                    R"({"reason":"invalid-request"})");
+      return;
+    case MessageKind::kRequest:
+      if (state_ == ServerState::kGone || shutting_down_) {
+        ReplyToClient(env_.id, jsonrpc::kServerUnavailable,
+                      "The MCP server is not running (mcpmw is shutting down or gave up "
+                      "restarting it); the request was not delivered",
+                      R"({"reason":"server-unavailable","retryable":false})");
+        return;
+      }
+      if (env_.method == "initialize") {
+        initialize_params_ = MinifiedParams(frame.payload);
+      }
+      client_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method)};
+      break;
+    case MessageKind::kNotification:
+      if (env_.method == "notifications/initialized") {
+        initialized_notified_ = true;
+      }
+      break;
+    case MessageKind::kResponse:
+    case MessageKind::kErrorResponse:
+      if (orphaned_server_ids_.erase(Sv(env_.id)) > 0) {
+        LogDebug("dropped the client's response to ", Sv(env_.id),
+                 ": the server that asked has exited");
+        return;
+      }
+      server_in_flight_.erase(Sv(env_.id));
+      break;
+    case MessageKind::kBatch:
+      break;  // forwarded as-is; batch members are not tracked
+  }
+  ForwardToServer(frame, env_);
+}
+
+void Sidecar::ForwardToServer(const FrameResult& frame, const jsonrpc::Envelope& env) {
+  if (state_ == ServerState::kRunning) {
+    server_writer_.EnqueueFrame(frame, client_reader_.framing());
+    return;
+  }
+  if (state_ == ServerState::kGone || shutting_down_) {
+    return;  // requests were answered by the caller; nothing else can be delivered
+  }
+  if (held_bytes_ + frame.payload.size() > options_.restart_buffer_bytes) {
+    LogError("the restart buffer (", options_.restart_buffer_bytes,
+             " bytes) is full; a client message was not delivered");
+    if (env.kind == MessageKind::kRequest) {
+      client_in_flight_.erase(Sv(env.id));
+      ReplyToClient(env.id, jsonrpc::kServerUnavailable,
+                    "The MCP server is restarting and mcpmw's restart buffer is full; the "
+                    "request was not delivered, retry it shortly",
+                    R"({"reason":"restart-buffer-full","retryable":true})");
+    }
+    return;
+  }
+  held_bytes_ += frame.payload.size();
+  held_.emplace_back(frame.payload);
+}
+
+void Sidecar::ReplyToClient(std::string_view id, int code, std::string_view message,
+                            std::string_view data_json) {
+  client_writer_.EnqueueMessage(jsonrpc::ErrorResponse(id, code, message, data_json));
+}
+
+// ---- server → client ------------------------------------------------------------------------
+
+io::Task<void> Sidecar::ServerPump(uint64_t generation) {
+  while (true) {
+    int n = co_await server_reader_.Fill();
+    if (n == -EINTR || n == -EAGAIN) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    while (true) {
+      FrameResult r = server_reader_.Next();
+      if (r.status == FrameStatus::kNeedMore && r.consumed == 0) {
+        break;
+      }
+      if (r.status == FrameStatus::kFrame) {
+        HandleServerFrame(r);
+      } else if (r.status == FrameStatus::kOversized) {
+        std::string_view start = server_reader_.Buffered();
+        if (server_reader_.framing() == framing::Framing::kContentLength) {
+          start.remove_prefix(r.consumed);
+        }
+        std::string id(SniffId(start.substr(0, kSniffBytes)));
+        LogError("a server message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
+                 options_.max_message_bytes, "); skipped");
+        if (!id.empty() && client_in_flight_.erase(id) > 0) {
+          ReplyToClient(id, jsonrpc::kMessageTooLarge,
+                        absl::StrCat("The MCP server's response is over the ",
+                                     options_.max_message_bytes,
+                                     "-byte limit (--max-message-bytes); it was dropped"),
+                        R"({"reason":"message-too-large"})");
+        }
+      } else if (r.status == FrameStatus::kMalformedHeader) {
+        LogError("the MCP server wrote an unreadable Content-Length header block; skipped");
+      }
+      server_reader_.Consume(r.consumed);
+    }
+    co_await client_writer_.Flush();
+    co_await server_writer_.Flush();  // a finished replay queues the client's held messages
+  }
+  if (generation == generation_) {
+    server_pump_done_ = true;
+    if (drain_guard_ != nullptr) {
+      ring_.Cancel(drain_guard_);
+    }
+    if (server_pump_waiter_) {
+      std::exchange(server_pump_waiter_, {}).resume();
+    }
+  }
+}
+
+void Sidecar::HandleServerFrame(const FrameResult& frame) {
+  if (!server_framing_known_) {
+    server_framing_known_ = true;
+    server_writer_.set_framing(server_reader_.framing());
+  }
+  envelope_reader_.Read(frame.payload, &env_);
+  LogDebug("server → client ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
+           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id), " bytes=",
+           frame.payload.size());
+  switch (env_.kind) {
+    case MessageKind::kParseError:
+    case MessageKind::kInvalid: {
+      LogError("the MCP server wrote something that is not a JSON-RPC message (",
+               Sv(env_.problem), "); dropped");
+      // Do not leave the client waiting on an answer that will never be readable.
+      if (env_.HasId() && client_in_flight_.erase(Sv(env_.id)) > 0) {
+        ReplyToClient(env_.id, jsonrpc::kInternalError,
+                      absl::StrCat("The MCP server sent an invalid response: ", Sv(env_.problem)),
+                      R"({"reason":"invalid-server-response"})");
+      }
+      return;
+    }
+    case MessageKind::kResponse:
+    case MessageKind::kErrorResponse:
+      if (state_ == ServerState::kReplaying && env_.id == replay_id_) {
+        if (env_.kind == MessageKind::kErrorResponse) {
+          LogError("the restarted MCP server rejected the replayed initialize; continuing");
+        }
+        state_ = ServerState::kRunning;
+        if (initialized_notified_) {
+          server_writer_.EnqueueMessage(
+              R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+        }
+        DeliverHeld();
+        return;
+      }
+      if (client_in_flight_.erase(Sv(env_.id)) == 0) {
+        LogDebug("the server answered id ", Sv(env_.id), ", which mcpmw was not tracking");
+      }
+      break;
+    case MessageKind::kRequest:
+      server_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method)};
+      break;
+    case MessageKind::kNotification:
+    case MessageKind::kBatch:
+      break;
+  }
+  client_writer_.EnqueueFrame(frame, server_reader_.framing());
+}
+
+// ---- server lifecycle -----------------------------------------------------------------------
+
+io::Task<bool> Sidecar::StartServer() {
+  while (!shutting_down_) {
+    absl::StatusOr<pool::Child> child = pool::Spawn({.argv = options_.argv});
+    if (child.ok()) {
+      child_ = *std::move(child);
+      ++generation_;
+      started_at_ = ring_.clock().Now();
+      server_reader_.Reset(child_.stdout_fd.Get());
+      server_writer_.Reopen(std::move(child_.stdin_fd));
+      server_pump_done_ = false;
+      LogDebug("started the MCP server (pid ", child_.pid, ", generation ", generation_, ")");
+      if (!initialize_params_.empty()) {
+        state_ = ServerState::kReplaying;
+        replay_id_ = absl::StrCat("\"mcpmw-replay-", generation_, "\"");
+        server_writer_.EnqueueMessage(absl::StrCat(R"({"jsonrpc":"2.0","id":)", replay_id_,
+                                                   R"(,"method":"initialize","params":)",
+                                                   initialize_params_, "}"));
+      } else {
+        state_ = ServerState::kRunning;
+        DeliverHeld();
+      }
+      tasks_.Spawn(ServerPump(generation_));
+      co_await server_writer_.Flush();
+      co_return true;
+    }
+    LogError("cannot start the MCP server: ", child.status().message());
+    bool permanent = absl::IsNotFound(child.status()) || absl::IsPermissionDenied(child.status());
+    if (permanent || restarts_used_ >= options_.max_restarts) {
+      co_return false;
+    }
+    ++restarts_used_;
+    co_await Backoff();
+  }
+  co_return false;
+}
+
+io::Task<void> Sidecar::Backoff() {
+  auto delay = options_.restart_backoff * (1LL << std::min(restarts_used_ - 1, 16));
+  delay = std::min<std::chrono::milliseconds>(delay, kMaxBackoff);
+  LogError("restarting the MCP server in ", delay.count(), " ms (restart ", restarts_used_,
+           " of ", options_.max_restarts, ")");
+  state_ = ServerState::kBackoff;
+  io::SleepOp sleep(ring_, delay);
+  backoff_sleep_ = &sleep;
+  co_await sleep;
+  backoff_sleep_ = nullptr;
+}
+
+io::Task<void> Sidecar::DrainGuard(uint64_t generation) {
+  io::SleepOp sleep(ring_, kDrainGrace);
+  drain_guard_ = &sleep;
+  int rc = co_await sleep;
+  drain_guard_ = nullptr;
+  if (rc == -ETIME && generation == generation_ && !server_pump_done_) {
+    LogError("a process outside the MCP server's process group still holds its stdout; "
+             "stopped reading it");
+    server_reader_.CancelRead();
+  }
+}
+
+io::Task<void> Sidecar::WaitServerPump() {
+  if (server_pump_done_) {
+    co_return;
+  }
+  tasks_.Spawn(DrainGuard(generation_));
+  struct Awaiter {
+    Sidecar& s;
+    bool await_ready() const noexcept { return s.server_pump_done_; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { s.server_pump_waiter_ = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await Awaiter{*this};
+}
+
+io::Task<void> Sidecar::ServerLoop() {
+  bool started = co_await StartServer();
+  while (started) {
+    co_await io::WaitPidfd(ring_, child_.pidfd.Get());
+    absl::StatusOr<pool::ExitStatus> status = pool::Reap(child_);
+    std::string how = status.ok() ? status->Describe() : std::string(status.status().message());
+    // Deliver what the server wrote before it died, then stop writing to it.
+    co_await WaitServerPump();
+    co_await server_writer_.Close();
+    child_ = pool::Child{};
+    for (auto& [id, pending] : server_in_flight_) {
+      orphaned_server_ids_.insert(id);
+    }
+    server_in_flight_.clear();
+
+    if (shutting_down_) {
+      LogDebug("the MCP server stopped (", how, ")");
+      FailInFlight(jsonrpc::kServerExited,
+                   "mcpmw is shutting down and the MCP server stopped before answering",
+                   ExitData("shutdown", false, how));
+      break;
+    }
+    LogError("the MCP server exited unexpectedly (", how, ")");
+    FailInFlight(jsonrpc::kServerExited,
+                 absl::StrCat("The MCP server exited (", how,
+                              ") while this request was in flight; it was not completed. "
+                              "mcpmw restarts the server; retry if the call is idempotent"),
+                 ExitData("server-exited", true, how));
+    if (status.ok() && status->exited && status->code == 0) {
+      LogError("the MCP server ended by itself with exit code 0; ending the session");
+      exit_code_ = kExitOk;
+      break;
+    }
+    if (ring_.clock().Now() - started_at_ >= options_.restart_budget_reset) {
+      restarts_used_ = 0;  // it ran long enough: a fresh budget
+    }
+    if (restarts_used_ >= options_.max_restarts) {
+      LogError("the MCP server keeps failing and the restart budget (", options_.max_restarts,
+               ") is spent; giving up");
+      exit_code_ = status.ok() && status->exited ? status->code : kExitFailure;
+      break;
+    }
+    ++restarts_used_;
+    co_await client_writer_.Flush();
+    co_await Backoff();
+    started = co_await StartServer();
+  }
+  if (!started && !shutting_down_) {
+    exit_code_ = kExitFailure;
+  }
+  state_ = ServerState::kGone;
+  held_.clear();
+  held_bytes_ = 0;
+  FailInFlight(jsonrpc::kServerUnavailable,
+               "The MCP server is not running and mcpmw is ending the session; the request was "
+               "not delivered",
+               R"({"reason":"server-unavailable","retryable":false})");
+  co_await client_writer_.Flush();
+  Finish();
+}
+
+io::Task<void> Sidecar::StopServer() {
+  // Let queued client messages reach the server, then close its stdin: the polite request.
+  co_await server_writer_.Flush();
+  co_await server_writer_.Close();
+  int pidfd = child_.pidfd.Get();
+  uint64_t generation = generation_;
+  if (pidfd < 0 || co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout)) {
+    co_return;
+  }
+  if (generation != generation_) {
+    co_return;
+  }
+  LogError("the MCP server did not exit within ", options_.kill_timeout.count(),
+           " ms of stdin closing; sending SIGTERM");
+  pool::SignalChild(child_, SIGTERM);
+  if (co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout) ||
+      generation != generation_) {
+    co_return;
+  }
+  LogError("the MCP server ignored SIGTERM for ", options_.kill_timeout.count(),
+           " ms; sending SIGKILL");
+  pool::SignalChild(child_, SIGKILL);
+}
+
+void Sidecar::BeginShutdown(std::string_view why) {
+  if (shutting_down_) {
+    return;
+  }
+  shutting_down_ = true;
+  LogDebug("shutting down: ", Sv(why));
+  if (backoff_sleep_ != nullptr) {
+    ring_.Cancel(backoff_sleep_);
+  }
+  if (child_.pid > 0) {
+    tasks_.Spawn(StopServer());
+  }
+}
+
+io::Task<void> Sidecar::SignalWatch() {
+  while (!finished_) {
+    signalfd_siginfo info{};
+    io::ReadOp op(ring_, options_.signal_fd, {reinterpret_cast<char*>(&info), sizeof(info)});
+    signal_read_ = &op;
+    int n = co_await op;
+    signal_read_ = nullptr;
+    if (n == -EINTR || n == -EAGAIN) {
+      continue;
+    }
+    if (n != static_cast<int>(sizeof(info))) {
+      break;
+    }
+    if (!shutting_down_) {
+      LogError("received ", strsignal(static_cast<int>(info.ssi_signo)), "; shutting down");
+      BeginShutdown("signal");
+      client_reader_.CancelRead();
+    } else if (child_.pid > 0) {
+      LogError("received a second signal; killing the MCP server now");
+      pool::SignalChild(child_, SIGKILL);
+    }
+  }
+}
+
+void Sidecar::FailInFlight(int code, std::string_view message, std::string_view data_json) {
+  for (const auto& [id, pending] : client_in_flight_) {
+    ReplyToClient(id, code, message, data_json);
+  }
+  client_in_flight_.clear();
+}
+
+void Sidecar::DeliverHeld() {
+  for (std::string& payload : held_) {
+    server_writer_.EnqueueMessage(std::move(payload));
+  }
+  held_.clear();
+  held_bytes_ = 0;
+}
+
+void Sidecar::Finish() {
+  finished_ = true;
+  client_reader_.CancelRead();
+  if (signal_read_ != nullptr) {
+    ring_.Cancel(signal_read_);
+  }
+}
+
+}  // namespace mcpmw::proxy

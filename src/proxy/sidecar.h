@@ -1,0 +1,144 @@
+// mcpmw proxy: the sidecar session — one MCP client on stdio, one governed MCP server child.
+//
+//   client stdin ─► FrameReader ─► EnvelopeReader ─► track / answer / buffer ─► FrameWriter ─► server
+//   client stdout ◄─ FrameWriter ◄─ track / answer ◄─ EnvelopeReader ◄─ FrameReader ◄─ server stdout
+//
+// Both directions carry every MCP message kind: requests, responses, notifications, and the
+// server's own requests (sampling, elicitation, roots, ping). Each direction keeps an in-flight
+// table of requests awaiting a response. mcpmw answers by itself only when it must: a message
+// that is not JSON (-32700) or not JSON-RPC (-32600), a frame over the size limit (-32003), a
+// request in flight when the server died (-32000), or a request it cannot deliver (-32001).
+//
+// Server lifecycle: spawned through the governor's decision; when it dies, every client request
+// in flight is answered with an error at once, it is restarted after a backoff (bounded), the
+// client's `initialize` and `notifications/initialized` are replayed to the new process (its
+// initialize response is swallowed), and what the client sent meanwhile is buffered (bounded)
+// and delivered afterwards. On client EOF or SIGTERM/SIGINT: the server's stdin is closed, then
+// SIGTERM after the kill timeout, then SIGKILL after another kill timeout.
+//
+// Single-threaded: everything runs on the ring passed in.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "pool/process.h"
+#include "src/common/clock.h"
+#include "src/framing/framed_stream.h"
+#include "src/io/ring.h"
+#include "src/jsonrpc/envelope.h"
+
+namespace mcpmw::proxy {
+
+struct SidecarOptions {
+  std::vector<std::string> argv;  // the server command, already approved by the governor
+  size_t max_message_bytes = 16 * 1024 * 1024;
+  framing::Framing server_framing = framing::Framing::kUnknown;  // kUnknown: auto
+  int max_restarts = 3;
+  std::chrono::milliseconds restart_backoff{1000};
+  std::chrono::milliseconds kill_timeout{3000};
+  // Client bytes held while the server restarts; beyond this, requests get -32001.
+  size_t restart_buffer_bytes = 8 * 1024 * 1024;
+  // A server that ran this long before dying starts with a fresh restart budget.
+  std::chrono::milliseconds restart_budget_reset{60000};
+  int client_in = 0;
+  int client_out = 1;
+  int signal_fd = -1;  // signalfd for SIGINT/SIGTERM, or -1
+};
+
+// Process exit codes of `mcpmw stdio` (documented in the README).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;   // the server could not be started / kept running
+inline constexpr int kExitUsage = 2;     // bad flags or a denied command
+inline constexpr int kExitNoIoUring = 3; // the kernel cannot run mcpmw
+
+class Sidecar {
+ public:
+  Sidecar(io::Ring& ring, SidecarOptions options);
+  Sidecar(const Sidecar&) = delete;
+  Sidecar& operator=(const Sidecar&) = delete;
+
+  // Runs the session to its end and returns the process exit code: 0 after a client-initiated
+  // shutdown or a server that exited 0 by itself; the server's exit code (1 for a signal) when
+  // it kept dying past the restart budget; 1 when it could not be started.
+  io::Task<int> Run();
+
+ private:
+  enum class ServerState { kStarting, kReplaying, kRunning, kBackoff, kGone };
+  struct Pending {
+    std::string method;
+  };
+
+  io::Task<void> ClientPump();
+  io::Task<void> SignalWatch();
+  io::Task<void> ServerLoop();
+  io::Task<void> ServerPump(uint64_t generation);
+  io::Task<bool> StartServer();
+  io::Task<void> StopServer();
+  io::Task<void> Backoff();
+  io::Task<void> DrainGuard(uint64_t generation);
+  io::Task<void> WaitServerPump();
+
+  void HandleClientFrame(const framing::FrameResult& frame);
+  void HandleServerFrame(const framing::FrameResult& frame);
+  void ForwardToServer(const framing::FrameResult& frame, const jsonrpc::Envelope& env);
+  void ReplyToClient(std::string_view id, int code, std::string_view message,
+                     std::string_view data_json = {});
+  void FailInFlight(int code, std::string_view message, std::string_view data_json);
+  void BeginShutdown(std::string_view why);
+  void DeliverHeld();
+  // Ends the session: cancels the reads that would otherwise keep it alive.
+  void Finish();
+
+  io::Ring& ring_;
+  SidecarOptions options_;
+  jsonrpc::EnvelopeReader envelope_reader_;
+  jsonrpc::Envelope env_;
+
+  framing::FrameReader client_reader_;
+  framing::FrameWriter client_writer_;
+  framing::FrameReader server_reader_;
+  framing::FrameWriter server_writer_;
+
+  pool::Child child_;
+  uint64_t generation_ = 0;
+  ServerState state_ = ServerState::kStarting;
+  TimePoint started_at_{};
+  int restarts_used_ = 0;
+  int exit_code_ = kExitOk;
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  bool server_framing_known_ = false;  // learned from the server's first frame
+  bool server_pump_done_ = true;
+  std::coroutine_handle<> server_pump_waiter_;
+  io::SleepOp* backoff_sleep_ = nullptr;
+  io::SleepOp* drain_guard_ = nullptr;
+  io::ReadOp* signal_read_ = nullptr;
+
+  // Client requests awaiting the server's response, by raw id token.
+  absl::flat_hash_map<std::string, Pending> client_in_flight_;
+  // Server requests awaiting the client's response, by raw id token; ids of a dead server.
+  absl::flat_hash_map<std::string, Pending> server_in_flight_;
+  absl::flat_hash_set<std::string> orphaned_server_ids_;
+
+  // The client's handshake, replayed to every restarted server.
+  std::string initialize_params_;  // minified params of the client's initialize, "" if none yet
+  bool initialized_notified_ = false;
+  std::string replay_id_;          // id of the replayed initialize awaiting its response
+
+  // Client messages held while the server is not running (payload copies).
+  std::deque<std::string> held_;
+  size_t held_bytes_ = 0;
+
+  io::TaskGroup tasks_;
+};
+
+// Best effort: the raw id token of a message whose start is in `prefix` (an oversized frame that
+// was never parsed), when `"id"` appears as a top-level member before `"params"`. Empty if not.
+std::string_view SniffId(std::string_view prefix);
+
+}  // namespace mcpmw::proxy

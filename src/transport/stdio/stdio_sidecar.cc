@@ -1,0 +1,43 @@
+#include "src/transport/stdio/stdio_sidecar.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "src/common/fd.h"
+#include "src/common/log.h"
+#include "src/io/ring.h"
+
+namespace mcpmw::transport {
+
+int RunStdioSidecar(proxy::SidecarOptions options) {
+  if (absl::Status st = io::CheckKernelFeatures(io::ProbeKernelFeatures()); !st.ok()) {
+    LogError(st.message());
+    return proxy::kExitNoIoUring;
+  }
+  absl::StatusOr<std::unique_ptr<io::Ring>> ring = io::Ring::Create(256);
+  if (!ring.ok()) {
+    LogError(ring.status().message());
+    return proxy::kExitNoIoUring;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGHUP);
+  // Blocked here, delivered through the signalfd; children get an empty mask before exec.
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd signal_fd(::signalfd(-1, &mask, SFD_CLOEXEC));
+  if (!signal_fd.Valid()) {
+    LogError("cannot create a signalfd (", std::strerror(errno),
+             "); SIGTERM will not shut the server down gracefully");
+  }
+  options.signal_fd = signal_fd.Get();
+  proxy::Sidecar sidecar(**ring, std::move(options));
+  return (*ring)->RunUntilDone(sidecar.Run());
+}
+
+}  // namespace mcpmw::transport
