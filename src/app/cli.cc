@@ -34,7 +34,8 @@ Sidecar options:
                             answered with error -32003 and skipped (default 16777216)
   --restart-buffer-bytes N  client bytes held while the server restarts (default 8388608)
   --server-framing MODE     auto | ndjson | content-length: how to talk to the server
-                            (default auto: the server's own framing once seen, else the client's)
+                            (default auto: the server's own framing once seen, before that
+                            newline-delimited JSON; with --proxy, the client's framing)
   --debug                   one stderr line per message and lifecycle step (or MCP_PROXY_DEBUG=1)
 
 The client's framing (newline-delimited JSON or Content-Length headers) is detected from its
@@ -52,16 +53,15 @@ Exit codes:
 )";
 
 absl::Status Usage(std::string_view problem) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(Sv(problem), " (run `mcpmw --help` for usage)"));
+  return absl::InvalidArgumentError(absl::StrCat(Sv(problem), " (run `mcpmw --help` for usage)"));
 }
 
 absl::StatusOr<int64_t> ParseNumber(std::string_view flag, std::string_view value) {
   int64_t n = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
   if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 0) {
-    return Usage(absl::StrCat(Sv(flag), " expects a whole non-negative number, got `",
-                              Sv(value), "`"));
+    return Usage(
+        absl::StrCat(Sv(flag), " expects a whole non-negative number, got `", Sv(value), "`"));
   }
   return n;
 }
@@ -70,8 +70,8 @@ void Clamp(std::string_view flag, int64_t lo, int64_t hi, int64_t* value,
            std::vector<std::string>* warnings) {
   int64_t clamped = std::clamp(*value, lo, hi);
   if (clamped != *value) {
-    warnings->push_back(absl::StrCat(Sv(flag), " ", *value, " is outside ", lo, "..", hi,
-                                     "; using ", clamped));
+    warnings->push_back(
+        absl::StrCat(Sv(flag), " ", *value, " is outside ", lo, "..", hi, "; using ", clamped));
     *value = clamped;
   }
 }
@@ -90,8 +90,7 @@ struct OptionParser {
       *value = args[++i];
       return true;
     }
-    if (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag &&
-        arg[flag.size()] == '=') {
+    if (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag && arg[flag.size()] == '=') {
       *value = arg.substr(flag.size() + 1);
       return true;
     }
@@ -160,8 +159,8 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
       } else if (v == "content-length") {
         cmd.sidecar.server_framing = framing::Framing::kContentLength;
       } else {
-        return Usage(absl::StrCat("--server-framing is auto, ndjson or content-length, not `",
-                                  Sv(v), "`"));
+        return Usage(
+            absl::StrCat("--server-framing is auto, ndjson or content-length, not `", Sv(v), "`"));
       }
     }
     return took;
@@ -187,8 +186,8 @@ void ApplyEnvironment(const GetEnv& getenv, Command& cmd) {
   cmd.spawn.allowed_prefixes = pool::ParseAllowedPrefixes(env("MCP_PROXY_ALLOWED_PREFIXES"));
   cmd.spawn.max_restarts =
       pool::ParseIntLikeParseInt(env("MCP_PROXY_MAX_RESTARTS"), pool::kDefaultMaxRestarts);
-  cmd.spawn.restart_backoff_ms = pool::ParseIntLikeParseInt(
-      env("MCP_PROXY_RESTART_BACKOFF_MS"), pool::kDefaultRestartBackoffMs);
+  cmd.spawn.restart_backoff_ms = pool::ParseIntLikeParseInt(env("MCP_PROXY_RESTART_BACKOFF_MS"),
+                                                            pool::kDefaultRestartBackoffMs);
   cmd.spawn.kill_timeout_ms =
       pool::ParseIntLikeParseInt(env("MCP_PROXY_KILL_TIMEOUT_MS"), pool::kDefaultKillTimeoutMs);
   cmd.debug = env("MCP_PROXY_DEBUG") == "1";
@@ -228,8 +227,8 @@ absl::StatusOr<Command> ParseStdioVerb(const std::vector<std::string_view>& args
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
-      return Usage(absl::StrCat("unknown option `", Sv(arg),
-                                "`; put the server command after `--`"));
+      return Usage(
+          absl::StrCat("unknown option `", Sv(arg), "`; put the server command after `--`"));
     }
     break;  // the server command starts here (the `--` is optional)
   }
@@ -296,6 +295,8 @@ absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
   if (!stdio) {
     return Usage("Failed: proxy mode currently requires --stdio");
   }
+  // The prototype's servers spoke Content-Length like its clients: mirror the client unless told.
+  cmd.sidecar.server_framing_mirrors_client = true;
   if (!have_command) {
     return Usage("--stdio needs the server command: --proxy \"CMD ARGS\" or -- CMD ARGS");
   }
@@ -325,10 +326,8 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   if (verb.substr(0, 1) == "-") {
     return ParseLegacy(args, getenv);
   }
-  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "audit" ||
-      verb == "demo") {
-    return Usage(absl::StrCat("`mcpmw ", Sv(verb),
-                              "` is not in this build yet; `mcpmw stdio` is"));
+  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "audit" || verb == "demo") {
+    return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));
   }
   return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));
 }

@@ -11,18 +11,18 @@
 #define MCPMW_STATUS_CONCAT(a, b) MCPMW_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define MCPMW_RETURN_IF_ERROR(expr)                  \
-  do {                                               \
-    if (absl::Status _st = (expr); !_st.ok()) {      \
-      return _st;                                    \
-    }                                                \
+#define MCPMW_RETURN_IF_ERROR(expr)             \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (false)
 
-#define MCPMW_CO_RETURN_IF_ERROR(expr)               \
-  do {                                               \
-    if (absl::Status _st = (expr); !_st.ok()) {      \
-      co_return _st;                                 \
-    }                                                \
+#define MCPMW_CO_RETURN_IF_ERROR(expr)          \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      co_return _st;                            \
+    }                                           \
   } while (false)
 
 #define MCPMW_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -164,9 +164,8 @@ io::Task<void> FrameWriter::Drain() {
 
 void FrameWriter::WakeWaiters() {
   std::vector<Waiter> ready;
-  auto it = std::partition(waiters_.begin(), waiters_.end(), [this](const Waiter& w) {
-    return w.target > written_ && error_ == 0;
-  });
+  auto it = std::partition(waiters_.begin(), waiters_.end(),
+                           [this](const Waiter& w) { return w.target > written_ && error_ == 0; });
   ready.assign(it, waiters_.end());
   waiters_.erase(it, waiters_.end());
   for (const Waiter& w : ready) {

@@ -12,7 +12,7 @@
 namespace mcpmw::framing {
 namespace {
 
-// A header block longer than this without its blank line is not a Content-Length header.
+// A header block (blank line included) longer than this is not a Content-Length header.
 constexpr size_t kMaxHeaderBytes = 8 * 1024;
 
 bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -111,14 +111,22 @@ FrameResult Framer::NextLine(std::string_view data) {
     size_t end = static_cast<const char*>(lf) - data.data() + 1;
     return {.status = FrameStatus::kNeedMore, .consumed = end};
   }
+  // Blank lines and the blanks in front of a line are dropped first (the caller calls again), so
+  // the size checks below see the line from its first byte: how much padding came in one read
+  // must not decide whether the line fits.
+  size_t blanks = LeadingBlanks(data);
+  if (blanks > 0) {
+    scanned_ = 0;
+    return {.status = FrameStatus::kNeedMore, .consumed = blanks};
+  }
   size_t from = std::min(scanned_, data.size());
   const void* lf = std::memchr(data.data() + from, '\n', data.size() - from);
   if (lf == nullptr) {
     if (data.size() > max_ + 2) {  // +2: a CRLF may still be on its way
       skipping_line_ = true;
       scanned_ = 0;
-      return {.status = FrameStatus::kOversized, .consumed = data.size(),
-              .frame_bytes = data.size()};
+      return {
+          .status = FrameStatus::kOversized, .consumed = data.size(), .frame_bytes = data.size()};
     }
     scanned_ = data.size();
     return {.status = FrameStatus::kNeedMore};
@@ -127,12 +135,13 @@ FrameResult Framer::NextLine(std::string_view data) {
   scanned_ = 0;
   std::string_view line = data.substr(0, end);
   std::string_view payload = TrimLine(line);
-  if (payload.empty()) {
-    // A blank line between messages is tolerated and dropped; the caller calls again.
-    return {.status = FrameStatus::kNeedMore, .consumed = end};
-  }
   if (payload.size() > max_) {
     return {.status = FrameStatus::kOversized, .consumed = end, .frame_bytes = payload.size()};
+  }
+  if (end - 1 > max_ + 2) {
+    // Trailing blanks took the line past the bound an unterminated line is held to; had the LF
+    // come in a later read, the line would have been dropped as oversized, so it is here too.
+    return {.status = FrameStatus::kOversized, .consumed = end, .frame_bytes = end - 1};
   }
   return {.status = FrameStatus::kFrame, .payload = payload, .wire = line, .consumed = end};
 }
@@ -150,10 +159,13 @@ FrameResult Framer::NextContentLength(std::string_view data) {
   if (data.empty()) {
     return {.status = FrameStatus::kNeedMore};
   }
-  size_t header_end = HeaderEnd(data.substr(0, std::min(data.size(), kMaxHeaderBytes + 3)));
+  // The header block, blank line included, must end within the first kMaxHeaderBytes. The verdict
+  // and what it drops depend only on that window, never on how many bytes happen to have arrived,
+  // so they do not change with how reads split the stream.
+  size_t header_end = HeaderEnd(data.substr(0, std::min(data.size(), kMaxHeaderBytes)));
   if (header_end == std::string_view::npos) {
-    if (data.size() > kMaxHeaderBytes) {
-      return {.status = FrameStatus::kMalformedHeader, .consumed = data.size()};
+    if (data.size() >= kMaxHeaderBytes) {
+      return {.status = FrameStatus::kMalformedHeader, .consumed = kMaxHeaderBytes};
     }
     return {.status = FrameStatus::kNeedMore};
   }

@@ -72,9 +72,9 @@ class Framer {
 
   size_t max_;
   Framing framing_;
-  size_t scanned_ = 0;       // ndjson: bytes at the front already known to hold no LF
+  size_t scanned_ = 0;          // ndjson: bytes at the front already known to hold no LF
   bool skipping_line_ = false;  // ndjson: dropping the rest of an oversized line
-  size_t skip_left_ = 0;     // content-length: body bytes of an oversized frame still to drop
+  size_t skip_left_ = 0;        // content-length: body bytes of an oversized frame still to drop
   size_t wanted_ = 0;
 };
 

@@ -57,8 +57,8 @@ absl::Status CheckKernelFeatures(const KernelFeatures& f) {
   need(f.op_timeout, "IORING_OP_TIMEOUT");
   need(f.op_cancel, "IORING_OP_ASYNC_CANCEL");
   if (!missing.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this kernel's io_uring lacks ", missing, "; mcpmw needs Linux 5.11 or newer"));
+    return absl::FailedPreconditionError(absl::StrCat("this kernel's io_uring lacks ", missing,
+                                                      "; mcpmw needs Linux 5.11 or newer"));
   }
   return absl::OkStatus();
 }

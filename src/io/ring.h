@@ -28,11 +28,10 @@ namespace mcpmw::io {
 struct KernelFeatures {
   bool ring_available = false;  // io_uring_setup succeeded
   std::string unavailable_reason;
-  bool nodrop = false;          // IORING_FEAT_NODROP: completions are never lost
-  bool cur_pos = false;         // IORING_FEAT_RW_CUR_POS: offset -1 means "current position"
-  bool fast_poll = false;       // IORING_FEAT_FAST_POLL: pipe reads wait without a worker thread
-  bool op_read = false, op_writev = false, op_poll = false, op_timeout = false,
-       op_cancel = false;
+  bool nodrop = false;     // IORING_FEAT_NODROP: completions are never lost
+  bool cur_pos = false;    // IORING_FEAT_RW_CUR_POS: offset -1 means "current position"
+  bool fast_poll = false;  // IORING_FEAT_FAST_POLL: pipe reads wait without a worker thread
+  bool op_read = false, op_writev = false, op_poll = false, op_timeout = false, op_cancel = false;
 };
 
 // Probes io_uring on this kernel without keeping a ring.

@@ -6,8 +6,8 @@ namespace {
 namespace od = simdjson::ondemand;
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' ||
-                        s.back() == '\r')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
     s.remove_suffix(1);
   }
   return s;
@@ -154,8 +154,8 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
   if (root_type == od::json_type::array) {
     od::array arr;
     size_t count = 0;
-    if (doc.get_array().get(arr) == simdjson::SUCCESS && arr.count_elements().get(count) ==
-                                                             simdjson::SUCCESS) {
+    if (doc.get_array().get(arr) == simdjson::SUCCESS &&
+        arr.count_elements().get(count) == simdjson::SUCCESS) {
       out->kind = count == 0 ? MessageKind::kInvalid : MessageKind::kBatch;
       out->problem = count == 0 ? "an empty batch is not a JSON-RPC message" : "";
     } else {
@@ -184,16 +184,19 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
         break;
       }
       case od::json_type::string: {
+        // Unlike the other getters, get_string() does not check for trailing content (`"a" x`).
         std::string_view sv;
-        well_formed = doc.get_string().get(sv) == simdjson::SUCCESS;
+        const char* trailing = nullptr;
+        well_formed = doc.get_string().get(sv) == simdjson::SUCCESS &&
+                      doc.current_location().get(trailing) != simdjson::SUCCESS;
         break;
       }
       default:
         break;
     }
     out->kind = well_formed ? MessageKind::kInvalid : MessageKind::kParseError;
-    out->problem = well_formed ? "a JSON-RPC message must be an object"
-                               : "the message is not valid JSON";
+    out->problem =
+        well_formed ? "a JSON-RPC message must be an object" : "the message is not valid JSON";
     return;
   }
   od::object obj;
@@ -228,7 +231,15 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
       version_ok = v.get_string().get(version) == simdjson::SUCCESS && version == "2.0";
     } else if (key == "id") {
       has_id = true;
-      if (v.is_null()) {
+      // is_null() fails on a token that starts with `n` but is not `null` (`nul`); converting
+      // that failed result to bool would throw, so read it with get().
+      bool is_null = false;
+      if (v.is_null().get(is_null) != simdjson::SUCCESS) {
+        out->kind = MessageKind::kParseError;
+        out->problem = "the message is not valid JSON";
+        return;
+      }
+      if (is_null) {
         id_is_null = true;  // legal only on an error response to an unreadable request
         out->id = "null";
       } else {

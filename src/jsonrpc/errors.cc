@@ -41,8 +41,9 @@ void AppendJsonString(std::string_view text, std::string* out) {
 
 std::string ErrorResponse(std::string_view id, int code, std::string_view message,
                           std::string_view data_json) {
-  std::string out = absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(id.empty() ? std::string_view("null") : id),
-                                 R"(,"error":{"code":)", code, R"(,"message":)");
+  std::string out =
+      absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(id.empty() ? std::string_view("null") : id),
+                   R"(,"error":{"code":)", code, R"(,"message":)");
   AppendJsonString(message, &out);
   if (!data_json.empty()) {
     absl::StrAppend(&out, R"(,"data":)", Sv(data_json));

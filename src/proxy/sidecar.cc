@@ -122,7 +122,11 @@ Sidecar::Sidecar(io::Ring& ring, SidecarOptions options)
                      framing::Framing::kUnknown),
       client_writer_(ring, options_.client_out, framing::Framing::kUnknown),
       server_reader_(ring, -1, options_.max_message_bytes, options_.server_framing),
-      server_writer_(ring, -1, options_.server_framing),
+      server_writer_(ring, -1,
+                     options_.server_framing == framing::Framing::kUnknown &&
+                             !options_.server_framing_mirrors_client
+                         ? framing::Framing::kNdjson
+                         : options_.server_framing),
       server_framing_known_(options_.server_framing != framing::Framing::kUnknown) {}
 
 io::Task<int> Sidecar::Run() {
@@ -189,18 +193,18 @@ io::Task<void> Sidecar::ClientPump() {
 void Sidecar::HandleClientFrame(const FrameResult& frame) {
   if (client_writer_.framing() == framing::Framing::kUnknown) {
     client_writer_.set_framing(client_reader_.framing());
-    if (!server_framing_known_) {
+    if (!server_framing_known_ && options_.server_framing_mirrors_client) {
       server_writer_.set_framing(client_reader_.framing());
     }
   }
   envelope_reader_.Read(frame.payload, &env_);
   LogDebug("client → server ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
-           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id), " bytes=",
-           frame.payload.size());
+           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id),
+           " bytes=", frame.payload.size());
   switch (env_.kind) {
     case MessageKind::kParseError:
-      ReplyToClient({}, jsonrpc::kParseError,
-                    absl::StrCat("Parse error: ", Sv(env_.problem)), R"({"reason":"parse-error"})");
+      ReplyToClient({}, jsonrpc::kParseError, absl::StrCat("Parse error: ", Sv(env_.problem)),
+                    R"({"reason":"parse-error"})");
       return;
     case MessageKind::kInvalid:
       ReplyToClient(env_.id, jsonrpc::kInvalidRequest,
@@ -296,11 +300,11 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
         LogError("a server message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
                  options_.max_message_bytes, "); skipped");
         if (!id.empty() && client_in_flight_.erase(id) > 0) {
-          ReplyToClient(id, jsonrpc::kMessageTooLarge,
-                        absl::StrCat("The MCP server's response is over the ",
-                                     options_.max_message_bytes,
-                                     "-byte limit (--max-message-bytes); it was dropped"),
-                        R"({"reason":"message-too-large"})");
+          ReplyToClient(
+              id, jsonrpc::kMessageTooLarge,
+              absl::StrCat("The MCP server's response is over the ", options_.max_message_bytes,
+                           "-byte limit (--max-message-bytes); it was dropped"),
+              R"({"reason":"message-too-large"})");
         }
       } else if (r.status == FrameStatus::kMalformedHeader) {
         LogError("the MCP server wrote an unreadable Content-Length header block; skipped");
@@ -328,13 +332,13 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
   }
   envelope_reader_.Read(frame.payload, &env_);
   LogDebug("server → client ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
-           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id), " bytes=",
-           frame.payload.size());
+           " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id),
+           " bytes=", frame.payload.size());
   switch (env_.kind) {
     case MessageKind::kParseError:
     case MessageKind::kInvalid: {
-      LogError("the MCP server wrote something that is not a JSON-RPC message (",
-               Sv(env_.problem), "); dropped");
+      LogError("the MCP server wrote something that is not a JSON-RPC message (", Sv(env_.problem),
+               "); dropped");
       // Do not leave the client waiting on an answer that will never be readable.
       if (env_.HasId() && client_in_flight_.erase(Sv(env_.id)) > 0) {
         ReplyToClient(env_.id, jsonrpc::kInternalError,
@@ -412,8 +416,8 @@ io::Task<bool> Sidecar::StartServer() {
 io::Task<void> Sidecar::Backoff() {
   auto delay = options_.restart_backoff * (1LL << std::min(restarts_used_ - 1, 16));
   delay = std::min<std::chrono::milliseconds>(delay, kMaxBackoff);
-  LogError("restarting the MCP server in ", delay.count(), " ms (restart ", restarts_used_,
-           " of ", options_.max_restarts, ")");
+  LogError("restarting the MCP server in ", delay.count(), " ms (restart ", restarts_used_, " of ",
+           options_.max_restarts, ")");
   state_ = ServerState::kBackoff;
   io::SleepOp sleep(ring_, delay);
   backoff_sleep_ = &sleep;
@@ -427,8 +431,9 @@ io::Task<void> Sidecar::DrainGuard(uint64_t generation) {
   int rc = co_await sleep;
   drain_guard_ = nullptr;
   if (rc == -ETIME && generation == generation_ && !server_pump_done_) {
-    LogError("a process outside the MCP server's process group still holds its stdout; "
-             "stopped reading it");
+    LogError(
+        "a process outside the MCP server's process group still holds its stdout; "
+        "stopped reading it");
     server_reader_.CancelRead();
   }
 }
@@ -523,8 +528,7 @@ io::Task<void> Sidecar::StopServer() {
   LogError("the MCP server did not exit within ", options_.kill_timeout.count(),
            " ms of stdin closing; sending SIGTERM");
   pool::SignalChild(child_, SIGTERM);
-  if (co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout) ||
-      generation != generation_) {
+  if (co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout) || generation != generation_) {
     co_return;
   }
   LogError("the MCP server ignored SIGTERM for ", options_.kill_timeout.count(),

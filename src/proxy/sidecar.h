@@ -1,7 +1,8 @@
 // mcpmw proxy: the sidecar session — one MCP client on stdio, one governed MCP server child.
 //
-//   client stdin ─► FrameReader ─► EnvelopeReader ─► track / answer / buffer ─► FrameWriter ─► server
-//   client stdout ◄─ FrameWriter ◄─ track / answer ◄─ EnvelopeReader ◄─ FrameReader ◄─ server stdout
+//   client stdin ─► FrameReader ─► EnvelopeReader ─► track / answer / buffer ─► FrameWriter ─►
+//   server client stdout ◄─ FrameWriter ◄─ track / answer ◄─ EnvelopeReader ◄─ FrameReader ◄─
+//   server stdout
 //
 // Both directions carry every MCP message kind: requests, responses, notifications, and the
 // server's own requests (sampling, elicitation, roots, ping). Each direction keeps an in-flight
@@ -37,7 +38,12 @@ namespace mcpmw::proxy {
 struct SidecarOptions {
   std::vector<std::string> argv;  // the server command, already approved by the governor
   size_t max_message_bytes = 16 * 1024 * 1024;
-  framing::Framing server_framing = framing::Framing::kUnknown;  // kUnknown: auto
+  // How to frame messages to the server. kUnknown (auto): the server's own framing once it has
+  // written something; before that newline-delimited JSON, the MCP standard — or, with
+  // `server_framing_mirrors_client`, whatever the client uses (the prototype's servers spoke
+  // Content-Length like its clients).
+  framing::Framing server_framing = framing::Framing::kUnknown;
+  bool server_framing_mirrors_client = false;
   int max_restarts = 3;
   std::chrono::milliseconds restart_backoff{1000};
   std::chrono::milliseconds kill_timeout{3000};
@@ -52,9 +58,9 @@ struct SidecarOptions {
 
 // Process exit codes of `mcpmw stdio` (documented in the README).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;   // the server could not be started / kept running
-inline constexpr int kExitUsage = 2;     // bad flags or a denied command
-inline constexpr int kExitNoIoUring = 3; // the kernel cannot run mcpmw
+inline constexpr int kExitFailure = 1;    // the server could not be started / kept running
+inline constexpr int kExitUsage = 2;      // bad flags or a denied command
+inline constexpr int kExitNoIoUring = 3;  // the kernel cannot run mcpmw
 
 class Sidecar {
  public:
@@ -128,7 +134,7 @@ class Sidecar {
   // The client's handshake, replayed to every restarted server.
   std::string initialize_params_;  // minified params of the client's initialize, "" if none yet
   bool initialized_notified_ = false;
-  std::string replay_id_;          // id of the replayed initialize awaiting its response
+  std::string replay_id_;  // id of the replayed initialize awaiting its response
 
   // Client messages held while the server is not running (payload copies).
   std::deque<std::string> held_;

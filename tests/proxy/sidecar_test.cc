@@ -1,0 +1,257 @@
+#include "src/proxy/sidecar.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "src/common/fd.h"
+#include "src/io/ring.h"
+
+namespace mcpmw::proxy {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// The client side of a sidecar under test: it owns the pipes that stand in for the sidecar's
+// stdin and stdout, and reads answers line by line with a deadline.
+class FakeClient {
+ public:
+  FakeClient() {
+    int in[2];
+    int out[2];
+    EXPECT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    sidecar_in_.Reset(in[0]);
+    to_sidecar_.Reset(in[1]);
+    from_sidecar_.Reset(out[0]);
+    sidecar_out_.Reset(out[1]);
+  }
+
+  void Send(const std::string& bytes) {
+    ASSERT_EQ(::write(to_sidecar_.Get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  void CloseStdin() { to_sidecar_.Reset(); }
+
+  // The next line the sidecar wrote, or "" after 10 s / EOF.
+  std::string ReadLine() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (true) {
+      if (size_t nl = buffered_.find('\n'); nl != std::string::npos) {
+        std::string line = buffered_.substr(0, nl);
+        buffered_.erase(0, nl + 1);
+        return line;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return "";
+      }
+      pollfd p{from_sidecar_.Get(), POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) {
+        continue;
+      }
+      char buf[4096];
+      ssize_t n = ::read(from_sidecar_.Get(), buf, sizeof(buf));
+      if (n <= 0) {
+        return "";
+      }
+      buffered_.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  SidecarOptions Options(std::vector<std::string> extra_env = {}) {
+    SidecarOptions o;
+    o.argv = {MCPMW_FAKE_SERVER};
+    o.client_in = sidecar_in_.Get();
+    o.client_out = sidecar_out_.Get();
+    o.restart_backoff = std::chrono::milliseconds(100);
+    o.kill_timeout = std::chrono::milliseconds(200);
+    return o;
+  }
+
+ private:
+  UniqueFd sidecar_in_, to_sidecar_, from_sidecar_, sidecar_out_;
+  std::string buffered_;
+};
+
+constexpr char kInitialize[] =
+    R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})"
+    "\n";
+constexpr char kInitialized[] = R"({"jsonrpc":"2.0","method":"notifications/initialized"})"
+                                "\n";
+
+// Runs the sidecar on this thread's ring while `client` runs on another thread.
+template <typename ClientFn>
+int RunSession(FakeClient& fake, SidecarOptions options, ClientFn client) {
+  auto ring = io::Ring::Create(64);
+  if (!ring.ok()) {
+    ADD_FAILURE() << "io_uring unavailable: " << ring.status();
+    return -1;
+  }
+  Sidecar sidecar(**ring, std::move(options));
+  std::thread t([&] { client(fake); });
+  int code = (*ring)->RunUntilDone(sidecar.Run());
+  t.join();
+  return code;
+}
+
+class SidecarTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!io::Ring::Create(8).ok()) {
+      GTEST_SKIP() << "io_uring is not available on this kernel";
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+  FakeClient fake_;
+};
+
+TEST_F(SidecarTest, RelaysRequestsAndResponsesBothWays) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(kInitialize);
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo":{"name":"fake")"));
+    c.Send(kInitialized);
+    c.Send(R"({"jsonrpc":"2.0","id":"a","method":"echo","params":{"text":"hi"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":"a","result":{"text":"hi"}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, AnswersMalformedLinesAndKeepsTheSession) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send("this is not json\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,)"));
+    c.Send(R"({"jsonrpc":"1.0","id":5,"method":"echo"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":5,"error":{"code":-32600,)"));
+    c.Send(
+        "\r\n\n"
+        R"({"jsonrpc":"2.0","id":6,"method":"echo","params":{"text":"ok"}})"
+        "\r\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":6,"result":{"text":"ok"}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, RejectsOversizedFrameWithItsIdAndContinues) {
+  SidecarOptions options = fake_.Options();
+  options.max_message_bytes = 256;
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":41,"method":"echo","params":{"text":")" +
+           std::string(2000, 'x') + "\"}}\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":41,"error":{"code":-32003,)"));
+    c.Send(R"({"jsonrpc":"2.0","id":42,"method":"echo","params":{"text":"small"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":42,"result":{"text":"small"}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, FailsInFlightRequestRestartsServerAndReplaysInitialize) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("result")"));
+    c.Send(kInitialized);
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"stats"})"
+           "\n");
+    std::string first = c.ReadLine();
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"crash"})"
+           "\n");
+    std::string crashed = c.ReadLine();
+    EXPECT_THAT(crashed, StartsWith(R"({"jsonrpc":"2.0","id":2,"error":{"code":-32000,)"));
+    EXPECT_THAT(crashed, HasSubstr(R"("reason":"server-exited")"));
+    // Sent during the restart backoff: held, then delivered to the new server after the replay.
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"stats"})"
+           "\n");
+    std::string second = c.ReadLine();
+    EXPECT_THAT(second, HasSubstr(R"("id":3,"result":{"initializations":1,)"));
+    EXPECT_NE(first.substr(first.find("\"pid\"")), second.substr(second.find("\"pid\"")));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, GivesUpAfterRestartBudgetWithServersExitCode) {
+  SidecarOptions options = fake_.Options();
+  options.max_restarts = 1;
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("code":-32000)"));
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-32000)"));
+    EXPECT_EQ(c.ReadLine(), "");  // mcpmw closed the session
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, 1);
+}
+
+TEST_F(SidecarTest, RelaysServerToClientRequestsAndTheirResponses) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":7,"method":"ask"})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(),
+              R"({"jsonrpc":"2.0","id":"srv-1","method":"sampling/createMessage","params":{}})");
+    c.Send(R"({"jsonrpc":"2.0","id":"srv-1","result":{"text":"sampled!"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":7,"result":{"sampled":{"text":"sampled!"}}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, EscalatesToSigkillWhenServerIgnoresEofAndSigterm) {
+  ::setenv("FAKE_IGNORE_TERM", "1", 1);
+  auto start = std::chrono::steady_clock::now();
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"stats"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("initializations":0)"));
+    c.CloseStdin();
+  });
+  ::unsetenv("FAKE_IGNORE_TERM");
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(code, kExitOk);
+  // Two kill timeouts of 200 ms (stdin close, SIGTERM) and then SIGKILL ended it.
+  EXPECT_GE(elapsed, std::chrono::milliseconds(400));
+}
+
+TEST_F(SidecarTest, ForwardsContentLengthClientToNdjsonServerAndAnswersInContentLength) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    std::string body = R"({"jsonrpc":"2.0","id":9,"method":"echo","params":{"text":"cl"}})";
+    c.Send("Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    std::string expected = R"({"jsonrpc":"2.0","id":9,"result":{"text":"cl"}})";
+    EXPECT_EQ(c.ReadLine(), "Content-Length: " + std::to_string(expected.size()) + "\r");
+    EXPECT_EQ(c.ReadLine(), "\r");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST(SniffId, FindsTopLevelIdBeforeParams) {
+  EXPECT_EQ(SniffId(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"a":")"), "17");
+  EXPECT_EQ(SniffId(R"({"id": "abc" ,"params":)"), R"("abc")");
+}
+
+TEST(SniffId, IgnoresIdsInsideParamsAndIncompleteTokens) {
+  EXPECT_EQ(SniffId(R"({"jsonrpc":"2.0","params":{"id":5},"id":6})"), "");
+  EXPECT_EQ(SniffId(R"({"method":"x","params":{"id":5}})"), "");
+  EXPECT_EQ(SniffId(R"({"id":12)"), "");  // the number may continue past the prefix
+  EXPECT_EQ(SniffId(R"({"note":"id","id":3,)"), "3");
+}
+
+}  // namespace
+}  // namespace mcpmw::proxy
