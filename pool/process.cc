@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "pool/path_lookup.h"
+#include "src/common/log.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
 
@@ -72,8 +73,6 @@ struct ChildReport {
   int32_t step;
   int32_t error;
 };
-
-std::string ErrnoText(int error) { return std::generic_category().message(error); }
 
 // Every Spawn() failure reads "cannot start `PROGRAM`: …" so the operator sees what was refused.
 absl::Status CannotStart(std::string_view program, const absl::Status& status) {

@@ -29,9 +29,9 @@ struct SpawnOptions {
 
 struct Child {
   pid_t pid = -1;
-  UniqueFd pidfd;       // POLLIN when the child exits; used for signals and reaping
-  UniqueFd stdin_fd;    // write end of the child's stdin (non-CLOEXEC in child only)
-  UniqueFd stdout_fd;   // read end of the child's stdout
+  UniqueFd pidfd;      // POLLIN when the child exits; used for signals and reaping
+  UniqueFd stdin_fd;   // write end of the child's stdin (non-CLOEXEC in child only)
+  UniqueFd stdout_fd;  // read end of the child's stdout
 };
 
 // Starts the child. Fails with NotFound when argv[0] cannot be found, PermissionDenied when it
@@ -44,7 +44,7 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options);
 void SignalChild(const Child& child, int signo);
 
 struct ExitStatus {
-  bool exited = false;   // true: normal exit with `code`; false: killed by `signal`
+  bool exited = false;  // true: normal exit with `code`; false: killed by `signal`
   int code = 0;
   int signal = 0;
   // "exit code 3" / "signal 9 (Killed)".

@@ -110,8 +110,8 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
     std::string_view name;
     int64_t* target;
   };
-  int64_t max_bytes = static_cast<int64_t>(cmd.sidecar.max_message_bytes);
-  int64_t buffer_bytes = static_cast<int64_t>(cmd.sidecar.restart_buffer_bytes);
+  auto max_bytes = static_cast<int64_t>(cmd.sidecar.max_message_bytes);
+  auto buffer_bytes = static_cast<int64_t>(cmd.sidecar.restart_buffer_bytes);
   NumberFlag numbers[] = {
       {"--max-restarts", &cmd.spawn.max_restarts},
       {"--restart-backoff-ms", &cmd.spawn.restart_backoff_ms},

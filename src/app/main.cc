@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   using mcpmw::LogError;
   std::vector<std::string_view> args(argv, argv + argc);
   absl::StatusOr<mcpmw::app::Command> cmd =
+      // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread exists
       mcpmw::app::ParseCommandLine(args, [](const char* name) { return std::getenv(name); });
   if (!cmd.ok()) {
     LogError(cmd.status().message());

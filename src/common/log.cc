@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <system_error>
 
 #include "src/common/strings.h"
 
@@ -15,6 +16,8 @@ std::atomic<bool> debug_enabled{false};
 void SetDebugLogging(bool enabled) { debug_enabled.store(enabled, std::memory_order_relaxed); }
 
 bool DebugLoggingEnabled() { return debug_enabled.load(std::memory_order_relaxed); }
+
+std::string ErrnoText(int error) { return std::generic_category().message(error); }
 
 void LogLine(std::string_view line) {
   std::string out = absl::StrCat("mcpmw: ", Sv(line), "\n");

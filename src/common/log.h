@@ -5,6 +5,7 @@
 // Thread-safe: each line is written with a single write(2).
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,9 @@ bool DebugLoggingEnabled();
 
 // Writes "mcpmw: <line>\n" to stderr with one write(2).
 void LogLine(std::string_view line);
+
+// The text for an errno value ("No such file or directory"); thread-safe, unlike strerror.
+std::string ErrnoText(int error);
 
 template <typename... Args>
 void LogError(const Args&... args) {

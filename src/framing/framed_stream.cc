@@ -7,8 +7,8 @@ namespace mcpmw::framing {
 namespace {
 
 // Reads are at least this large; a frame that needs more gets a buffer sized to it.
-constexpr size_t kMinRead = 64 * 1024;
-constexpr size_t kSteadyCapacity = 256 * 1024;
+constexpr size_t kMinRead = size_t{64} * 1024;
+constexpr size_t kSteadyCapacity = size_t{256} * 1024;
 constexpr std::string_view kNewline = "\n";
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace mcpmw::framing {
 namespace {
 
 // A header block (blank line included) longer than this is not a Content-Length header.
-constexpr size_t kMaxHeaderBytes = 8 * 1024;
+constexpr size_t kMaxHeaderBytes = size_t{8} * 1024;
 
 bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 

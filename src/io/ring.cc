@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "src/common/log.h"
 
 namespace mcpmw::io {
 
@@ -15,7 +16,7 @@ KernelFeatures ProbeKernelFeatures() {
   io_uring_params params{};
   int rc = io_uring_queue_init_params(4, &ring, &params);
   if (rc < 0) {
-    f.unavailable_reason = std::strerror(-rc);
+    f.unavailable_reason = ErrnoText(-rc);
     return f;
   }
   f.ring_available = true;
@@ -77,7 +78,7 @@ absl::StatusOr<std::unique_ptr<Ring>> Ring::Create(unsigned entries) {
   }
   if (rc < 0) {
     KernelFeatures f;
-    f.unavailable_reason = std::strerror(-rc);
+    f.unavailable_reason = ErrnoText(-rc);
     return CheckKernelFeatures(f);
   }
   ring->initialised_ = true;

@@ -104,6 +104,53 @@ void ReadParams(od::value params, Envelope* out) {
   }
 }
 
+// A root scalar's token, blanks trimmed, when nothing but blanks follows it (the token extends to
+// the next structural character, so trailing content ends it early); empty otherwise.
+std::string_view WholeRootToken(od::document& doc, std::string_view payload) {
+  std::string_view token;
+  if (doc.raw_json_token().get(token) != simdjson::SUCCESS ||
+      token.data() + token.size() != payload.data() + payload.size()) {
+    return {};
+  }
+  return TrimRight(token);
+}
+
+// The JSON number grammar (RFC 8259 section 6).
+bool IsJsonNumber(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&s, &i] {
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+    }
+    return i > start;
+  };
+  if (i < s.size() && s[i] == '-') {
+    ++i;
+  }
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) {
+      return false;
+    }
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+      ++i;
+    }
+    if (!digits()) {
+      return false;
+    }
+  }
+  return i == s.size();
+}
+
 void Reset(Envelope* out) {
   out->kind = MessageKind::kInvalid;
   out->id = {};
@@ -165,24 +212,23 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
     return;
   }
   if (root_type != od::json_type::object) {
-    // A bare scalar may still be malformed JSON (`not json` starts like `null`): read it fully.
+    // A bare scalar may still be malformed JSON (`not json` starts like `null`): check all of it.
+    // Literals and numbers are checked on their token: simdjson 3.0.1's root getters accept
+    // `falsex` and `nullx `, and reject `null\t`, `0e99999999999999999999` and numbers longer
+    // than 1082 bytes.
     bool well_formed = false;
     switch (root_type) {
-      case od::json_type::null: {
-        bool is_null = false;
-        well_formed = doc.is_null().get(is_null) == simdjson::SUCCESS && is_null;
+      case od::json_type::null:
+        well_formed = WholeRootToken(doc, payload) == "null";
         break;
-      }
       case od::json_type::boolean: {
-        bool b = false;
-        well_formed = doc.get_bool().get(b) == simdjson::SUCCESS;
+        std::string_view token = WholeRootToken(doc, payload);
+        well_formed = token == "true" || token == "false";
         break;
       }
-      case od::json_type::number: {
-        double d = 0;
-        well_formed = doc.get_double().get(d) == simdjson::SUCCESS;
+      case od::json_type::number:
+        well_formed = IsJsonNumber(WholeRootToken(doc, payload));
         break;
-      }
       case od::json_type::string: {
         // Unlike the other getters, get_string() does not check for trailing content (`"a" x`).
         std::string_view sv;
@@ -266,24 +312,24 @@ void EnvelopeReader::Read(std::string_view payload, Envelope* out) {
     return;
   }
   if (!version_ok) {
-    out->problem = "\"jsonrpc\" must be \"2.0\"";
+    out->problem = R"("jsonrpc" must be "2.0")";
   } else if (bad_id) {
-    out->problem = "\"id\" must be a string or an integer";
+    out->problem = R"("id" must be a string or an integer)";
     out->id = {};
   } else if (has_method) {
     if (id_is_null) {
       out->problem = "a request id cannot be null";
     } else if (bad_method) {
-      out->problem = "\"method\" must be a non-empty string";
+      out->problem = R"("method" must be a non-empty string)";
     } else if (has_result || has_error) {
-      out->problem = "a message cannot carry both \"method\" and \"result\"/\"error\"";
+      out->problem = R"(a message cannot carry both "method" and "result"/"error")";
     } else {
       out->kind = has_id ? MessageKind::kRequest : MessageKind::kNotification;
     }
   } else if (!has_id) {
-    out->problem = "a message needs \"method\" (request, notification) or \"id\" (response)";
+    out->problem = R"(a message needs "method" (request, notification) or "id" (response))";
   } else if (has_result == has_error) {
-    out->problem = "a response carries exactly one of \"result\" and \"error\"";
+    out->problem = R"(a response carries exactly one of "result" and "error")";
   } else if (id_is_null && has_result) {
     out->problem = "a result response needs the id of its request";
   } else {

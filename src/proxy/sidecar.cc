@@ -1,10 +1,10 @@
 #include "src/proxy/sidecar.h"
 
-#include <signal.h>
 #include <sys/signalfd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -154,7 +154,7 @@ io::Task<void> Sidecar::ClientPump() {
           LogError("the client's last ", left, " bytes were not a complete message; dropped");
         }
         BeginShutdown(n == 0 ? "the client closed stdin"
-                             : absl::StrCat("reading stdin failed: ", std::strerror(-n)));
+                             : absl::StrCat("reading stdin failed: ", ErrnoText(-n)));
       }
       break;
     }
@@ -564,7 +564,8 @@ io::Task<void> Sidecar::SignalWatch() {
       break;
     }
     if (!shutting_down_) {
-      LogError("received ", strsignal(static_cast<int>(info.ssi_signo)), "; shutting down");
+      LogError("received ", "SIG", sigabbrev_np(static_cast<int>(info.ssi_signo)),
+               "; shutting down");
       BeginShutdown("signal");
       client_reader_.CancelRead();
     } else if (child_.pid > 0) {

@@ -1,9 +1,9 @@
 #include "src/transport/stdio/stdio_sidecar.h"
 
-#include <signal.h>
 #include <sys/signalfd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "src/common/fd.h"
@@ -29,10 +29,10 @@ int RunStdioSidecar(proxy::SidecarOptions options) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGHUP);
   // Blocked here, delivered through the signalfd; children get an empty mask before exec.
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd signal_fd(::signalfd(-1, &mask, SFD_CLOEXEC));
   if (!signal_fd.Valid()) {
-    LogError("cannot create a signalfd (", std::strerror(errno),
+    LogError("cannot create a signalfd (", ErrnoText(errno),
              "); SIGTERM will not shut the server down gracefully");
   }
   options.signal_fd = signal_fd.Get();
