@@ -83,6 +83,14 @@ absl::Status ErrnoStatus(int error, std::string_view what) {
   return {absl::ErrnoToStatusCode(error), absl::StrCat(Sv(what), ": ", ErrnoText(error))};
 }
 
+// The kernel's struct sigaction for rt_sigaction(2) on Linux (not glibc's layout).
+struct KernelSigaction {
+  __sighandler_t handler;
+  unsigned long flags;  // NOLINT(google-runtime-int): the kernel ABI type
+  void (*restorer)();
+  uint64_t mask;
+};
+
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 int PidfdSendSignal(int pidfd, int signo) {
@@ -163,8 +171,17 @@ struct ChildPlan {
     if (sig == SIGKILL || sig == SIGSTOP) {
       continue;
     }
-    // EINVAL marks numbers glibc reserves for itself (32, 33); nothing to reset there.
-    if (::sigaction(sig, &dfl, nullptr) != 0 && errno != EINVAL) {
+    if (::sigaction(sig, &dfl, nullptr) == 0) {
+      continue;
+    }
+    if (errno != EINVAL) {
+      FailInChild(report, Step::kResetSignalDispositions, errno);
+    }
+    // glibc refuses the numbers it reserves for itself (32, 33), yet an ignored disposition
+    // there is inherited across exec like any other: reset them with the raw system call.
+    KernelSigaction raw{};
+    raw.handler = SIG_DFL;
+    if (::syscall(SYS_rt_sigaction, sig, &raw, nullptr, sizeof(raw.mask)) != 0 && errno != EINVAL) {
       FailInChild(report, Step::kResetSignalDispositions, errno);
     }
   }
