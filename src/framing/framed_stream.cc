@@ -20,13 +20,23 @@ FrameReader::FrameReader(io::Ring& ring, int fd, size_t max_message_bytes, Frami
       framer_(max_message_bytes, forced),
       buffer_(kSteadyCapacity) {}
 
-io::Task<int> FrameReader::Fill() {
+size_t FrameReader::NextReadSize() const {
   size_t want = kMinRead;
   if (size_t total = framer_.BytesWanted(); total > buffer_.Size()) {
     want = std::max(want, total - buffer_.Size());
   }
-  if (buffer_.Size() == 0) {
-    buffer_.ShrinkTo(kSteadyCapacity);  // give back what one huge frame needed
+  return want;
+}
+
+bool FrameReader::CanFillKeepingViews() const { return buffer_.TailRoom() >= NextReadSize(); }
+
+io::Task<int> FrameReader::Fill(bool keep_views) {
+  size_t want = NextReadSize();
+  if (!keep_views) {
+    buffer_.Recycle();
+    if (buffer_.Size() == 0) {
+      buffer_.ShrinkTo(kSteadyCapacity);  // give back what one huge frame needed
+    }
   }
   std::span<char> tail = buffer_.WritableTail(want);
   io::ReadOp op(ring_, fd_, tail);
@@ -99,14 +109,18 @@ void FrameWriter::EnqueueMessage(std::string json) {
   }
 }
 
+void FrameWriter::StartFlush() {
+  if (error_ == 0 && !draining_ && written_ < enqueued_) {
+    io::Spawn(Drain());
+  }
+}
+
 io::Task<int> FrameWriter::Flush() {
   if (error_ != 0) {
     co_return -error_;
   }
   uint64_t target = enqueued_;
-  if (!draining_ && written_ < target) {
-    io::Spawn(Drain());
-  }
+  StartFlush();
   if (written_ >= target) {
     co_return error_ == 0 ? 0 : -error_;
   }
@@ -123,31 +137,43 @@ io::Task<int> FrameWriter::Flush() {
 
 io::Task<void> FrameWriter::Drain() {
   draining_ = true;
-  std::vector<iovec> iov;
   while (!queue_.empty() && error_ == 0) {
     // Take the whole queue: frames queued while this write is in flight go in the next one.
-    std::vector<Segment> batch;
-    batch.swap(queue_);
-    std::deque<std::string> strings;
-    strings.swap(owned_strings_);
-    iov.clear();
-    iov.reserve(batch.size());
-    for (const Segment& s : batch) {
-      std::string_view bytes = s.owned >= 0 ? std::string_view(strings[s.owned]) : s.borrowed;
+    inflight_segments_.swap(queue_);
+    inflight_strings_.swap(owned_strings_);
+    iov_.clear();
+    for (const Segment& s : inflight_segments_) {
+      std::string_view bytes =
+          s.owned >= 0 ? std::string_view(inflight_strings_[s.owned]) : s.borrowed;
       if (!bytes.empty()) {
-        iov.push_back({const_cast<char*>(bytes.data()), bytes.size()});
+        iov_.push_back({const_cast<char*>(bytes.data()), bytes.size()});
       }
     }
-    // writev takes at most IOV_MAX segments per call; WriteAll resubmits the rest.
-    int rc = 0;
-    for (size_t first = 0; first < iov.size() && rc == 0; first += IOV_MAX) {
-      size_t n = std::min<size_t>(IOV_MAX, iov.size() - first);
-      rc = co_await io::WriteAll(ring_, fd_, std::span<iovec>(iov.data() + first, n));
+    // One writev per IOV_MAX segments; short writes resume where they stopped.
+    size_t first = 0;
+    while (first < iov_.size() && error_ == 0) {
+      size_t n = std::min<size_t>(IOV_MAX, iov_.size() - first);
+      int rc = co_await io::WritevOp(ring_, fd_, std::span<const iovec>(iov_.data() + first, n));
+      if (rc == -EINTR || rc == -EAGAIN) {
+        continue;
+      }
+      if (rc < 0) {
+        error_ = -rc;
+        break;
+      }
+      auto left = static_cast<size_t>(rc);
+      while (first < iov_.size() && left >= iov_[first].iov_len) {
+        left -= iov_[first].iov_len;
+        ++first;
+      }
+      if (first < iov_.size()) {
+        iov_[first].iov_base = static_cast<char*>(iov_[first].iov_base) + left;
+        iov_[first].iov_len -= left;
+      }
     }
-    if (rc < 0) {
-      error_ = -rc;
-    }
-    written_ += batch.size();
+    written_ += inflight_segments_.size();
+    inflight_segments_.clear();
+    inflight_strings_.clear();
     WakeWaiters();
   }
   if (error_ != 0) {

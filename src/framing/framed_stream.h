@@ -13,7 +13,6 @@
 #include <sys/uio.h>
 
 #include <coroutine>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,9 +28,15 @@ class FrameReader {
  public:
   FrameReader(io::Ring& ring, int fd, size_t max_message_bytes, Framing forced);
 
-  // Reads more bytes into the buffer. Returns bytes read, 0 at end of stream, or -errno
-  // (-ECANCELED after CancelRead()).
-  io::Task<int> Fill();
+  // Whether Fill(/*keep_views=*/true) has room: the next read can append to the buffer without
+  // moving or overwriting bytes that frames handed out earlier still point to.
+  bool CanFillKeepingViews() const;
+
+  // Reads more bytes into the buffer. With `keep_views`, earlier frames' bytes stay where they
+  // are (they may still be queued on a FrameWriter); only call it so when CanFillKeepingViews().
+  // Without, the buffer may move or reuse them. Returns bytes read, 0 at end of stream, or
+  // -errno (-ECANCELED after CancelRead()).
+  io::Task<int> Fill(bool keep_views = false);
   // Cancels a Fill() that is waiting, if any.
   void CancelRead();
 
@@ -52,6 +57,8 @@ class FrameReader {
   Framer framer_;
   io::ReadBuffer buffer_;
   io::ReadOp* pending_ = nullptr;
+
+  size_t NextReadSize() const;
 };
 
 class FrameWriter {
@@ -68,6 +75,10 @@ class FrameWriter {
   // Writes everything queued so far. Returns 0, or -errno once the fd is broken (the peer went
   // away); queued bytes are then dropped.
   io::Task<int> Flush();
+  // Starts writing what is queued without waiting for it; Flush() or Idle() tell when it is done.
+  void StartFlush();
+  // True when nothing queued is still unwritten (borrowed views are no longer referenced).
+  bool Idle() const { return written_ == enqueued_ && !draining_; }
 
   // Waits for an in-progress drain, fails further writes, and closes an owned fd.
   io::Task<void> Close();
@@ -101,7 +112,11 @@ class FrameWriter {
   UniqueFd owned_;
   Framing framing_;
   std::vector<Segment> queue_;
-  std::deque<std::string> owned_strings_;
+  std::vector<std::string> owned_strings_;
+  // What the drain is writing now; kept as members so their capacity is reused.
+  std::vector<Segment> inflight_segments_;
+  std::vector<std::string> inflight_strings_;
+  std::vector<iovec> iov_;
   uint64_t enqueued_ = 0;  // segments ever queued
   uint64_t written_ = 0;   // segments ever written (or dropped on error)
   bool draining_ = false;

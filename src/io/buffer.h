@@ -28,13 +28,19 @@ class ReadBuffer {
   size_t Size() const { return end_ - begin_; }
   size_t Capacity() const { return capacity_; }
 
-  // Drops `n` bytes from the front; views into them stay valid until the next Compact/Reserve.
-  void Consume(size_t n) {
-    begin_ += n;
+  // Drops `n` bytes from the front. Their memory is not reused until Recycle() or a
+  // WritableTail() that has to make room, so views into them stay valid until then.
+  void Consume(size_t n) { begin_ += n; }
+
+  // When everything was consumed, starts the next read at the front again. Invalidates views.
+  void Recycle() {
     if (begin_ == end_) {
-      begin_ = end_ = 0;  // empty: restart at the front without moving anything
+      begin_ = end_ = 0;
     }
   }
+
+  // Free bytes after the data, usable without moving anything.
+  size_t TailRoom() const { return capacity_ - end_; }
 
   // Free space at the tail for the next read. When the tail is shorter than `min_free`, moves the
   // unconsumed bytes to the front and, if that is not enough, grows the buffer. Invalidates views.

@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Ring>> Ring::Create(unsigned entries) {
   // One ring per reactor thread, never shared: tell the kernel so it can skip cross-thread
   // task_work notifications (IORING_SETUP_SINGLE_ISSUER | COOP_TASKRUN), falling back to a plain
   // ring on kernels that do not know these flags.
-  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   int rc = io_uring_queue_init_params(entries, &ring->ring_, &params);
   if (rc == -EINVAL) {
     params = {};

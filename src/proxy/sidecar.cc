@@ -136,6 +136,9 @@ io::Task<int> Sidecar::Run() {
     tasks_.Spawn(SignalWatch());
   }
   co_await tasks_.Join();
+  // No write may outlive the session: its frames point into the session's buffers.
+  co_await client_writer_.Flush();
+  co_await server_writer_.Close();
   co_return exit_code_;
 }
 
@@ -143,7 +146,15 @@ io::Task<int> Sidecar::Run() {
 
 io::Task<void> Sidecar::ClientPump() {
   while (!finished_) {
-    int n = co_await client_reader_.Fill();
+    // Frames forwarded to the server borrow the read buffer. The next read may run while they
+    // are still being written (so the read and the writev go to the kernel in one submission)
+    // as long as it appends after them; otherwise wait for the write first.
+    bool keep_views = !server_writer_.Idle();
+    if (keep_views && !client_reader_.CanFillKeepingViews()) {
+      co_await server_writer_.Flush();
+      keep_views = false;
+    }
+    int n = co_await client_reader_.Fill(keep_views);
     if (n == -EINTR || n == -EAGAIN) {
       continue;
     }
@@ -184,10 +195,11 @@ io::Task<void> Sidecar::ClientPump() {
       }
       client_reader_.Consume(r.consumed);
     }
-    // Frames queued above borrow the read buffer: both flushes finish before the next Fill.
-    co_await client_writer_.Flush();
-    co_await server_writer_.Flush();
+    client_writer_.StartFlush();
+    server_writer_.StartFlush();
   }
+  // The frames still queued borrow this pump's buffer, which outlives the session anyway; the
+  // writers are flushed or closed by whoever ends the session.
 }
 
 void Sidecar::HandleClientFrame(const FrameResult& frame) {
@@ -277,7 +289,12 @@ void Sidecar::ReplyToClient(std::string_view id, int code, std::string_view mess
 
 io::Task<void> Sidecar::ServerPump(uint64_t generation) {
   while (true) {
-    int n = co_await server_reader_.Fill();
+    bool keep_views = !client_writer_.Idle();
+    if (keep_views && !server_reader_.CanFillKeepingViews()) {
+      co_await client_writer_.Flush();
+      keep_views = false;
+    }
+    int n = co_await server_reader_.Fill(keep_views);
     if (n == -EINTR || n == -EAGAIN) {
       continue;
     }
@@ -311,9 +328,12 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
       }
       server_reader_.Consume(r.consumed);
     }
-    co_await client_writer_.Flush();
-    co_await server_writer_.Flush();  // a finished replay queues the client's held messages
+    client_writer_.StartFlush();
+    server_writer_.StartFlush();  // a finished replay queues the client's held messages
   }
+  // What this server wrote last must reach the client before the buffer is reused for the next
+  // server's output.
+  co_await client_writer_.Flush();
   if (generation == generation_) {
     server_pump_done_ = true;
     if (drain_guard_ != nullptr) {
