@@ -137,6 +137,19 @@ void Ring::ReapCompletions() {
 
 void Ring::Run() {
   while (!stopped_) {
+    if (busy_poll_.count() > 0) {
+      // DEFER_TASKRUN posts completions only when this thread enters the kernel, so polling
+      // means a non-blocking io_uring_enter per round rather than only reading the CQ ring.
+      io_uring_submit_and_get_events(&ring_);
+      TimePoint until = std::chrono::steady_clock::now() + busy_poll_;
+      while (io_uring_cq_ready(&ring_) == 0 && std::chrono::steady_clock::now() < until) {
+        io_uring_get_events(&ring_);
+      }
+      if (io_uring_cq_ready(&ring_) > 0) {
+        ReapCompletions();
+        continue;
+      }
+    }
     int rc = io_uring_submit_and_wait(&ring_, 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
       // The ring itself failed; nothing on it can make progress any more.

@@ -51,6 +51,8 @@ struct SidecarOptions {
   size_t restart_buffer_bytes = 8 * 1024 * 1024;
   // A server that ran this long before dying starts with a fresh restart budget.
   std::chrono::milliseconds restart_budget_reset{60000};
+  // How long the reactor polls for more work before sleeping (see io::Ring::set_busy_poll).
+  std::chrono::microseconds busy_poll{0};
   int client_in = 0;
   int client_out = 1;
   int signal_fd = -1;  // signalfd for SIGINT/SIGTERM, or -1

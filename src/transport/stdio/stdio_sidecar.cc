@@ -36,6 +36,7 @@ int RunStdioSidecar(proxy::SidecarOptions options) {
              "); SIGTERM will not shut the server down gracefully");
   }
   options.signal_fd = signal_fd.Get();
+  (*ring)->set_busy_poll(options.busy_poll);
   proxy::Sidecar sidecar(**ring, std::move(options));
   return (*ring)->RunUntilDone(sidecar.Run());
 }
