@@ -36,9 +36,9 @@ Sidecar options:
   --server-framing MODE     auto | ndjson | content-length: how to talk to the server
                             (default auto: the server's own framing once seen, before that
                             newline-delimited JSON; with --proxy, the client's framing)
-  --busy-poll-us N          after each burst of messages, poll for N µs before sleeping
-                            (default 0). Cuts round-trip latency where waking a sleeping thread
-                            is slow (VMs), at the price of CPU while traffic flows; 20..100
+  --busy-poll-us N          after each burst of messages, keep polling for N µs before sleeping
+                            (default 50; 0 sleeps at once). Cuts round-trip latency where waking
+                            a sleeping thread is slow (VMs); costs CPU only while traffic flows
   --debug                   one stderr line per message and lifecycle step (or MCP_PROXY_DEBUG=1)
 
 The client's framing (newline-delimited JSON or Content-Length headers) is detected from its

@@ -38,7 +38,9 @@ io::Task<int> FrameReader::Fill(bool keep_views) {
       buffer_.ShrinkTo(kSteadyCapacity);  // give back what one huge frame needed
     }
   }
-  std::span<char> tail = buffer_.WritableTail(want);
+  // The framer rejects a frame once it is over the maximum, so the buffer never needs to hold
+  // much more than one maximal frame and one read.
+  std::span<char> tail = buffer_.WritableTail(want, framer_.max_message_bytes() + 2 * kMinRead);
   io::ReadOp op(ring_, fd_, tail);
   pending_ = &op;
   int n = co_await op;

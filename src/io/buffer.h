@@ -8,7 +8,9 @@
 // Not thread-safe; owned by one session on one reactor.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -43,12 +45,15 @@ class ReadBuffer {
   size_t TailRoom() const { return capacity_ - end_; }
 
   // Free space at the tail for the next read. When the tail is shorter than `min_free`, moves the
-  // unconsumed bytes to the front and, if that is not enough, grows the buffer. Invalidates views.
-  std::span<char> WritableTail(size_t min_free) {
+  // unconsumed bytes to the front and, if that is not enough, grows the buffer — geometrically,
+  // so one large frame costs amortised O(size) copies, and never past `max_capacity` when set
+  // (the tail is then what is left). Invalidates views when it moves anything.
+  std::span<char> WritableTail(size_t min_free, size_t max_capacity = SIZE_MAX) {
     if (capacity_ - end_ < min_free) {
       Compact();
-      if (capacity_ - end_ < min_free) {
-        Grow(end_ + min_free);
+      if (capacity_ - end_ < min_free && capacity_ < max_capacity) {
+        size_t target = std::max(end_ + min_free, capacity_ * 2);
+        Grow(std::min(target, std::max(max_capacity, end_ + 1)));
       }
     }
     return {data_.get() + end_, capacity_ - end_};

@@ -52,7 +52,7 @@ struct SidecarOptions {
   // A server that ran this long before dying starts with a fresh restart budget.
   std::chrono::milliseconds restart_budget_reset{60000};
   // How long the reactor polls for more work before sleeping (see io::Ring::set_busy_poll).
-  std::chrono::microseconds busy_poll{0};
+  std::chrono::microseconds busy_poll{50};
   int client_in = 0;
   int client_out = 1;
   int signal_fd = -1;  // signalfd for SIGINT/SIGTERM, or -1

@@ -32,14 +32,14 @@ TEST(Cli, StdioVerbTakesTheCommandAfterDoubleDashVerbatim) {
 TEST(Cli, StdioOptionsAcceptSpaceAndEqualsForms) {
   auto cmd = Parse({"stdio", "--kill-timeout-ms", "500", "--max-restarts=2", "--max-message-bytes",
                     "1024", "--server-framing=content-length", "--allow-prefix", "/opt/mcp",
-                    "--allow-prefix", "node", "--busy-poll-us=50", "--", "node", "s.js"});
+                    "--allow-prefix", "node", "--busy-poll-us=75", "--", "node", "s.js"});
   ASSERT_TRUE(cmd.ok()) << cmd.status();
   EXPECT_EQ(cmd->sidecar.kill_timeout, std::chrono::milliseconds(500));
   EXPECT_EQ(cmd->sidecar.max_restarts, 2);
   EXPECT_EQ(cmd->sidecar.max_message_bytes, 1024u);
   EXPECT_EQ(cmd->sidecar.server_framing, framing::Framing::kContentLength);
   EXPECT_THAT(cmd->spawn.allowed_prefixes, ElementsAre("/opt/mcp", "node"));
-  EXPECT_EQ(cmd->sidecar.busy_poll, std::chrono::microseconds(50));
+  EXPECT_EQ(cmd->sidecar.busy_poll, std::chrono::microseconds(75));
 }
 
 TEST(Cli, EnvironmentSetsDefaultsThePrototypeWay) {
