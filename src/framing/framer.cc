@@ -4,9 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "src/common/strings.h"
 
 namespace mcpmw::framing {
@@ -37,36 +35,53 @@ std::string_view TrimLine(std::string_view line) {
 
 // Finds the end of a header block: returns the offset just past "\r\n\r\n" (or "\n\n"), or npos.
 size_t HeaderEnd(std::string_view data) {
-  for (size_t i = 0; i < data.size(); ++i) {
-    if (data[i] != '\n') {
-      continue;
+  const char* begin = data.data();
+  const char* end = begin + data.size();
+  for (const char* p = begin; p < end;) {
+    const void* lf = std::memchr(p, '\n', end - p);
+    if (lf == nullptr) {
+      break;
     }
-    if (i + 1 < data.size() && data[i + 1] == '\n') {
-      return i + 2;
+    const char* q = static_cast<const char*>(lf) + 1;
+    if (q < end && *q == '\n') {
+      return q + 1 - begin;
     }
-    if (i + 2 < data.size() && data[i + 1] == '\r' && data[i + 2] == '\n') {
-      return i + 3;
+    if (q + 1 < end && q[0] == '\r' && q[1] == '\n') {
+      return q + 2 - begin;
     }
+    p = q;
   }
   return std::string_view::npos;
 }
 
-// Reads the Content-Length value from a header block; false when absent or not a number.
+// Reads the Content-Length value from a header block; false when absent or not a number. Header
+// names are case-insensitive; other headers (Content-Type) are ignored.
 bool ParseContentLength(std::string_view headers, size_t* length) {
-  for (absl::string_view line : absl::StrSplit(Sv(headers), '\n')) {
+  while (!headers.empty()) {
+    size_t eol = headers.find('\n');
+    std::string_view line = headers.substr(0, eol);
+    headers.remove_prefix(eol == std::string_view::npos ? headers.size() : eol + 1);
     size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) {
+    if (colon == std::string_view::npos) {
       continue;
     }
-    absl::string_view name = absl::StripAsciiWhitespace(line.substr(0, colon));
-    if (!absl::EqualsIgnoreCase(name, "content-length")) {
+    std::string_view name = TrimLine(line.substr(0, colon));
+    constexpr std::string_view kName = "content-length";
+    if (name.size() != kName.size() ||
+        !std::equal(name.begin(), name.end(), kName.begin(),
+                    [](char a, char b) { return absl::ascii_tolower(a) == b; })) {
       continue;
     }
-    absl::string_view value = absl::StripAsciiWhitespace(line.substr(colon + 1));
-    uint64_t n = 0;
-    if (value.empty() || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit) ||
-        !absl::SimpleAtoi(value, &n)) {
+    std::string_view value = TrimLine(line.substr(colon + 1));
+    if (value.empty() || value.size() > 19) {  // 19 digits always fit in 64 bits
       return false;
+    }
+    uint64_t n = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') {
+        return false;
+      }
+      n = n * 10 + static_cast<uint64_t>(c - '0');
     }
     *length = n;
     return true;
