@@ -54,6 +54,17 @@ size_t HeaderEnd(std::string_view data) {
   return std::string_view::npos;
 }
 
+// Trims what absl::ascii_isspace calls space (also \v and \f) from a header name or value.
+std::string_view TrimHeaderSpace(std::string_view s) {
+  while (!s.empty() && absl::ascii_isspace(static_cast<unsigned char>(s.back()))) {
+    s.remove_suffix(1);
+  }
+  while (!s.empty() && absl::ascii_isspace(static_cast<unsigned char>(s.front()))) {
+    s.remove_prefix(1);
+  }
+  return s;
+}
+
 // Reads the Content-Length value from a header block; false when absent or not a number. Header
 // names are case-insensitive; other headers (Content-Type) are ignored.
 bool ParseContentLength(std::string_view headers, size_t* length) {
@@ -65,15 +76,15 @@ bool ParseContentLength(std::string_view headers, size_t* length) {
     if (colon == std::string_view::npos) {
       continue;
     }
-    std::string_view name = TrimLine(line.substr(0, colon));
+    std::string_view name = TrimHeaderSpace(line.substr(0, colon));
     constexpr std::string_view kName = "content-length";
     if (name.size() != kName.size() ||
         !std::equal(name.begin(), name.end(), kName.begin(),
                     [](char a, char b) { return absl::ascii_tolower(a) == b; })) {
       continue;
     }
-    std::string_view value = TrimLine(line.substr(colon + 1));
-    if (value.empty() || value.size() > 19) {  // 19 digits always fit in 64 bits
+    std::string_view value = TrimHeaderSpace(line.substr(colon + 1));
+    if (value.empty()) {
       return false;
     }
     uint64_t n = 0;
@@ -81,7 +92,11 @@ bool ParseContentLength(std::string_view headers, size_t* length) {
       if (c < '0' || c > '9') {
         return false;
       }
-      n = n * 10 + static_cast<uint64_t>(c - '0');
+      auto digit = static_cast<uint64_t>(c - '0');
+      if (n > (UINT64_MAX - digit) / 10) {
+        return false;  // more than 64 bits: no frame anyone could send
+      }
+      n = n * 10 + digit;
     }
     *length = n;
     return true;
