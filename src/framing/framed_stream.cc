@@ -163,15 +163,7 @@ io::Task<void> FrameWriter::Drain() {
         error_ = -rc;
         break;
       }
-      auto left = static_cast<size_t>(rc);
-      while (first < iov_.size() && left >= iov_[first].iov_len) {
-        left -= iov_[first].iov_len;
-        ++first;
-      }
-      if (first < iov_.size()) {
-        iov_[first].iov_base = static_cast<char*>(iov_[first].iov_base) + left;
-        iov_[first].iov_len -= left;
-      }
+      first = io::AdvanceIov(iov_, first, static_cast<size_t>(rc));
     }
     written_ += inflight_segments_.size();
     inflight_segments_.clear();

@@ -231,17 +231,21 @@ Task<int> WriteAll(Ring& ring, int fd, std::span<iovec> iov) {
     if (n < 0) {
       co_return n;
     }
-    auto left = static_cast<size_t>(n);
-    while (first < iov.size() && left >= iov[first].iov_len) {
-      left -= iov[first].iov_len;
-      ++first;
-    }
-    if (first < iov.size()) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
+    first = AdvanceIov(iov, first, static_cast<size_t>(n));
   }
   co_return 0;
+}
+
+size_t AdvanceIov(std::span<iovec> iov, size_t first, size_t written) {
+  while (first < iov.size() && written >= iov[first].iov_len) {
+    written -= iov[first].iov_len;
+    ++first;
+  }
+  if (first < iov.size()) {
+    iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + written;
+    iov[first].iov_len -= written;
+  }
+  return first;
 }
 
 Task<bool> WaitPidfdFor(Ring& ring, int pidfd, Duration timeout) {

@@ -161,6 +161,10 @@ class SleepOp final : public Operation {
   __kernel_timespec ts_{};
 };
 
+// Accounts for `written` bytes of a writev over iov[first…]: returns the index of the first
+// segment not fully written and advances that segment past what was written of it.
+size_t AdvanceIov(std::span<iovec> iov, size_t first, size_t written);
+
 // Writes all of `iov` to `fd`, resubmitting after short writes. Returns 0 or -errno.
 Task<int> WriteAll(Ring& ring, int fd, std::span<iovec> iov);
 

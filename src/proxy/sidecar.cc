@@ -49,6 +49,16 @@ std::string ExitData(std::string_view reason, bool retryable, std::string_view d
 
 bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+// The id of the oversized frame `reader` just reported, when it can be read from the frame's
+// start (the body follows the header in Content-Length framing).
+std::string_view OversizedFrameId(const framing::FrameReader& reader, const FrameResult& r) {
+  std::string_view start = reader.Buffered();
+  if (reader.framing() == framing::Framing::kContentLength) {
+    start.remove_prefix(r.consumed);
+  }
+  return SniffId(start.substr(0, kSniffBytes));
+}
+
 }  // namespace
 
 std::string_view SniffId(std::string_view prefix) {
@@ -177,11 +187,7 @@ io::Task<void> Sidecar::ClientPump() {
       if (r.status == FrameStatus::kFrame) {
         HandleClientFrame(r);
       } else if (r.status == FrameStatus::kOversized) {
-        std::string_view start = client_reader_.Buffered();
-        if (client_reader_.framing() == framing::Framing::kContentLength) {
-          start.remove_prefix(r.consumed);  // the body follows the header
-        }
-        std::string_view id = SniffId(start.substr(0, kSniffBytes));
+        std::string_view id = OversizedFrameId(client_reader_, r);
         LogError("a client message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
                  options_.max_message_bytes, "); skipped");
         ReplyToClient(id, jsonrpc::kMessageTooLarge,
@@ -309,14 +315,10 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
       if (r.status == FrameStatus::kFrame) {
         HandleServerFrame(r);
       } else if (r.status == FrameStatus::kOversized) {
-        std::string_view start = server_reader_.Buffered();
-        if (server_reader_.framing() == framing::Framing::kContentLength) {
-          start.remove_prefix(r.consumed);
-        }
-        std::string id(SniffId(start.substr(0, kSniffBytes)));
+        std::string_view id = OversizedFrameId(server_reader_, r);
         LogError("a server message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
                  options_.max_message_bytes, "); skipped");
-        if (!id.empty() && client_in_flight_.erase(id) > 0) {
+        if (!id.empty() && client_in_flight_.erase(Sv(id)) > 0) {
           ReplyToClient(
               id, jsonrpc::kMessageTooLarge,
               absl::StrCat("The MCP server's response is over the ", options_.max_message_bytes,
