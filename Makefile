@@ -66,8 +66,8 @@ bench: build
 
 FUZZ_SECONDS ?= 60
 fuzz: configure-fuzz
-	cmake --build --preset fuzz -j $(JOBS) --target framer_fuzzer envelope_fuzzer
-	@for t in framer envelope; do \
+	cmake --build --preset fuzz -j $(JOBS) --target $(patsubst fuzz/%.cc,%,$(wildcard fuzz/*_fuzzer.cc))
+	@for t in $$(ls fuzz/*_fuzzer.cc | sed 's|fuzz/||; s|_fuzzer.cc||'); do \
 	  mkdir -p build/fuzz/corpus-$$t; cp -n fuzz/corpus/$$t/* build/fuzz/corpus-$$t/ 2>/dev/null || true; \
 	  echo "== $$t fuzzer, $(FUZZ_SECONDS) s"; \
 	  build/fuzz/fuzz/$${t}_fuzzer -max_total_time=$(FUZZ_SECONDS) -dict=fuzz/dict/$$t.dict \
