@@ -91,7 +91,9 @@ void ReadParams(od::value params, Envelope* out) {
     if (field.value().get(v) != simdjson::SUCCESS) {
       return;
     }
-    if (key == "name") {
+    if (key == "requestId") {
+      ReadIdToken(v, &out->request_id);
+    } else if (key == "name") {
       ReadString(v, &out->tool_name_storage, &out->tool_name);
     } else if (key == "uri") {
       ReadString(v, &out->resource_uri_storage, &out->resource_uri);
@@ -158,6 +160,7 @@ void Reset(Envelope* out) {
   out->tool_name = {};
   out->resource_uri = {};
   out->progress_token = {};
+  out->request_id = {};
   out->problem = {};
 }
 

@@ -43,6 +43,7 @@ struct Envelope {
   std::string_view tool_name;       // params.name (tools/call, prompts/get)
   std::string_view resource_uri;    // params.uri (resources/read, subscribe)
   std::string_view progress_token;  // params._meta.progressToken, raw token
+  std::string_view request_id;      // params.requestId (notifications/cancelled), raw token
   // Why a message is kInvalid or kParseError, for the error reply and the log.
   std::string_view problem;
 

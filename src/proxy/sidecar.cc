@@ -203,6 +203,9 @@ io::Task<void> Sidecar::ClientPump() {
     }
     client_writer_.StartFlush();
     server_writer_.StartFlush();
+    if (client_writer_.broken() && !shutting_down_) {
+      BeginShutdown("the client closed stdout");  // nothing can be answered any more
+    }
   }
   // The frames still queued borrow this pump's buffer, which outlives the session anyway; the
   // writers are flushed or closed by whoever ends the session.
@@ -245,6 +248,9 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
     case MessageKind::kNotification:
       if (env_.method == "notifications/initialized") {
         initialized_notified_ = true;
+      } else if (env_.method == "notifications/cancelled" && !env_.request_id.empty()) {
+        // The client gave up on that request: if the server dies now, it expects no answer.
+        client_in_flight_.erase(Sv(env_.request_id));
       }
       break;
     case MessageKind::kResponse:
@@ -332,10 +338,17 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
     }
     client_writer_.StartFlush();
     server_writer_.StartFlush();  // a finished replay queues the client's held messages
+    if (client_writer_.broken() && !shutting_down_) {
+      BeginShutdown("the client closed stdout");
+      client_reader_.CancelRead();
+    }
   }
   // What this server wrote last must reach the client before the buffer is reused for the next
   // server's output.
   co_await client_writer_.Flush();
+  if (generation == generation_ && !shutting_down_ && child_.pid > 0) {
+    tasks_.Spawn(StopIfStdoutClosedButAlive(generation));
+  }
   if (generation == generation_) {
     server_pump_done_ = true;
     if (drain_guard_ != nullptr) {
@@ -376,6 +389,9 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
           LogError("the restarted MCP server rejected the replayed initialize; continuing");
         }
         state_ = ServerState::kRunning;
+        if (replay_watchdog_ != nullptr) {
+          ring_.Cancel(replay_watchdog_);
+        }
         if (initialized_notified_) {
           server_writer_.EnqueueMessage(
               R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
@@ -416,6 +432,7 @@ io::Task<bool> Sidecar::StartServer() {
         server_writer_.EnqueueMessage(absl::StrCat(R"({"jsonrpc":"2.0","id":)", replay_id_,
                                                    R"(,"method":"initialize","params":)",
                                                    initialize_params_, "}"));
+        tasks_.Spawn(ReplayWatchdog(generation_));
       } else {
         state_ = ServerState::kRunning;
         DeliverHeld();
@@ -502,7 +519,8 @@ io::Task<void> Sidecar::ServerLoop() {
                               ") while this request was in flight; it was not completed. "
                               "mcpmw restarts the server; retry if the call is idempotent"),
                  ExitData("server-exited", true, how));
-    if (status.ok() && status->exited && status->code == 0) {
+    if (status.ok() && status->exited && status->code == 0 &&
+        forced_stop_generation_ != generation_) {
       LogError("the MCP server ended by itself with exit code 0; ending the session");
       exit_code_ = kExitOk;
       break;
@@ -541,7 +559,13 @@ io::Task<void> Sidecar::StopServer() {
   co_await server_writer_.Close();
   int pidfd = child_.pidfd.Get();
   uint64_t generation = generation_;
-  if (pidfd < 0 || co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout)) {
+  if (pidfd < 0) {
+    co_return;
+  }
+  // Each co_await stands alone: GCC 12 miscompiles a co_await inside || or && (the resumed frame
+  // jumps to an invalid state).
+  bool exited = co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout);
+  if (exited) {
     co_return;
   }
   if (generation != generation_) {
@@ -550,12 +574,40 @@ io::Task<void> Sidecar::StopServer() {
   LogError("the MCP server did not exit within ", options_.kill_timeout.count(),
            " ms of stdin closing; sending SIGTERM");
   pool::SignalChild(child_, SIGTERM);
-  if (co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout) || generation != generation_) {
+  exited = co_await io::WaitPidfdFor(ring_, pidfd, options_.kill_timeout);
+  if (exited || generation != generation_) {
     co_return;
   }
   LogError("the MCP server ignored SIGTERM for ", options_.kill_timeout.count(),
            " ms; sending SIGKILL");
   pool::SignalChild(child_, SIGKILL);
+}
+
+io::Task<void> Sidecar::StopIfStdoutClosedButAlive(uint64_t generation) {
+  // Usually stdout closes because the process died; give the exit a moment to show.
+  bool exited = co_await io::WaitPidfdFor(ring_, child_.pidfd.Get(), kDrainGrace);
+  if (exited || generation != generation_ || shutting_down_) {
+    co_return;
+  }
+  // The process lives on with its stdout closed: nothing it does can reach the client any more,
+  // so stop it as at shutdown and let the restart logic take over.
+  LogError("the MCP server closed its stdout but keeps running; stopping it");
+  forced_stop_generation_ = generation;  // its exit, even with code 0, is a failure to restart
+  co_await StopServer();
+}
+
+io::Task<void> Sidecar::ReplayWatchdog(uint64_t generation) {
+  io::SleepOp sleep(ring_, options_.replay_timeout);
+  replay_watchdog_ = &sleep;
+  int rc = co_await sleep;
+  replay_watchdog_ = nullptr;
+  if (rc == -ETIME && generation == generation_ && state_ == ServerState::kReplaying &&
+      child_.pid > 0) {
+    LogError("the restarted MCP server did not answer the replayed initialize within ",
+             options_.replay_timeout.count(), " ms; killing it");
+    forced_stop_generation_ = generation;
+    pool::SignalChild(child_, SIGKILL);
+  }
 }
 
 void Sidecar::BeginShutdown(std::string_view why) {
@@ -566,6 +618,9 @@ void Sidecar::BeginShutdown(std::string_view why) {
   LogDebug("shutting down: ", Sv(why));
   if (backoff_sleep_ != nullptr) {
     ring_.Cancel(backoff_sleep_);
+  }
+  if (replay_watchdog_ != nullptr) {
+    ring_.Cancel(replay_watchdog_);
   }
   if (child_.pid > 0) {
     tasks_.Spawn(StopServer());

@@ -49,6 +49,9 @@ struct SidecarOptions {
   std::chrono::milliseconds kill_timeout{3000};
   // Client bytes held while the server restarts; beyond this, requests get -32001.
   size_t restart_buffer_bytes = 8 * 1024 * 1024;
+  // A restarted server that does not answer the replayed initialize within this is killed (and
+  // counts as a failed restart), so held client messages never wait forever.
+  std::chrono::milliseconds replay_timeout{30000};
   // A server that ran this long before dying starts with a fresh restart budget.
   std::chrono::milliseconds restart_budget_reset{60000};
   // How long the reactor polls for more work before sleeping (see io::Ring::set_busy_poll).
@@ -90,6 +93,8 @@ class Sidecar {
   io::Task<void> Backoff();
   io::Task<void> DrainGuard(uint64_t generation);
   io::Task<void> WaitServerPump();
+  io::Task<void> ReplayWatchdog(uint64_t generation);
+  io::Task<void> StopIfStdoutClosedButAlive(uint64_t generation);
 
   void HandleClientFrame(const framing::FrameResult& frame);
   void HandleServerFrame(const framing::FrameResult& frame);
@@ -114,6 +119,7 @@ class Sidecar {
 
   pool::Child child_;
   uint64_t generation_ = 0;
+  uint64_t forced_stop_generation_ = 0;  // a server mcpmw stopped because it misbehaved
   ServerState state_ = ServerState::kStarting;
   TimePoint started_at_{};
   int restarts_used_ = 0;
@@ -125,6 +131,7 @@ class Sidecar {
   std::coroutine_handle<> server_pump_waiter_;
   io::SleepOp* backoff_sleep_ = nullptr;
   io::SleepOp* drain_guard_ = nullptr;
+  io::SleepOp* replay_watchdog_ = nullptr;
   io::ReadOp* signal_read_ = nullptr;
 
   // Client requests awaiting the server's response, by raw id token.

@@ -6,7 +6,11 @@
 //   crash           → exits with status 1 without answering
 //   ask             → sends the client a sampling/createMessage request (id "srv-1") and answers
 //                     the original request with the client's result once it arrives
+//   close-stdout    → closes its stdout and keeps reading stdin (exits 0 at EOF)
 // FAKE_IGNORE_TERM=1: ignores SIGTERM and stdin EOF (waits to be killed).
+// FAKE_INIT_ONCE=<path>: answers initialize only if <path> does not exist yet (and creates it),
+//   so a restarted server stays silent on the replayed initialize.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -66,6 +70,13 @@ int main() {
     }
     std::string rid = Raw(id);
     if (method == "initialize") {
+      if (const char* once = std::getenv("FAKE_INIT_ONCE"); once != nullptr) {
+        int fd = ::open(once, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0) {
+          continue;  // not the first process: stay silent
+        }
+        ::close(fd);
+      }
       ++initializations;
       Send(
           R"({"jsonrpc":"2.0","id":)" + rid +
@@ -80,6 +91,8 @@ int main() {
     } else if (method == "stats") {
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"initializations":)" +
            std::to_string(initializations) + R"(,"pid":)" + std::to_string(::getpid()) + "}}");
+    } else if (method == "close-stdout") {
+      ::close(STDOUT_FILENO);
     } else if (method == "crash") {
       std::_Exit(1);
     } else if (method == "ask") {

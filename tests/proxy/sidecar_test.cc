@@ -240,6 +240,67 @@ TEST_F(SidecarTest, ForwardsContentLengthClientToNdjsonServerAndAnswersInContent
   EXPECT_EQ(code, kExitOk);
 }
 
+TEST_F(SidecarTest, DoesNotAnswerACancelledRequestWhenTheServerDies) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":7,"method":"ask"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("method":"sampling/createMessage")"));
+    c.Send(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}})"
+           "\n");
+    c.Send(R"({"jsonrpc":"2.0","id":8,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":8,"error":{"code":-32000,)"));
+    c.Send(R"({"jsonrpc":"2.0","id":9,"method":"stats"})"
+           "\n");
+    // The next line answers 9: nothing was sent for the cancelled 7.
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":9,"result":)"));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, RestartsAServerThatClosesItsStdoutButKeepsRunning) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"stats"})"
+           "\n");
+    std::string first = c.ReadLine();
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"close-stdout"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":2,"error":{"code":-32000,)"));
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"stats"})"
+           "\n");
+    std::string second = c.ReadLine();
+    EXPECT_THAT(second, StartsWith(R"({"jsonrpc":"2.0","id":3,"result":)"));
+    EXPECT_NE(first.substr(first.find("\"pid\"")), second.substr(second.find("\"pid\"")));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, KillsARestartedServerThatNeverAnswersTheReplayedInitialize) {
+  std::string marker = ::testing::TempDir() + "/fake-init-once-" + std::to_string(::getpid());
+  ::unlink(marker.c_str());
+  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  SidecarOptions options = fake_.Options();
+  options.max_restarts = 1;
+  options.replay_timeout = std::chrono::milliseconds(300);
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":1,"error":{"code":-32000)"));
+    // Held while the silent replacement is being initialised; answered when mcpmw gives up.
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"stats"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-3200)"));
+    c.CloseStdin();
+  });
+  ::unsetenv("FAKE_INIT_ONCE");
+  ::unlink(marker.c_str());
+  EXPECT_EQ(code, 1);  // the replacement died by SIGKILL and the budget was spent
+}
+
 TEST(SniffId, FindsTopLevelIdBeforeParams) {
   EXPECT_EQ(SniffId(R"({"jsonrpc":"2.0","id":17,"method":"x","params":{"a":")"), "17");
   EXPECT_EQ(SniffId(R"({"id": "abc" ,"params":)"), R"("abc")");
