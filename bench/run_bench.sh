@@ -69,6 +69,7 @@ echo '```'
 "$BENCH_DIR/framing_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
 echo
 "$BENCH_DIR/envelope_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
+[[ -x $BENCH_DIR/redaction_bench ]] && echo && "$BENCH_DIR/redaction_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
 echo '```'
 echo
 

@@ -1,0 +1,488 @@
+#include "src/middleware/redaction/json_redactor.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "simdjson.h"
+#include "src/common/status.h"
+#include "src/common/strings.h"
+#include "src/jsonrpc/errors.h"
+
+namespace mcpmw::redaction {
+namespace {
+
+std::string Sha256Hex(std::string_view salt, std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), salt.data(), salt.size()) != 1 ||
+      EVP_DigestUpdate(ctx.get(), value.data(), value.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
+    // Only on allocation failure inside OpenSSL. Fail closed: the value still disappears.
+    return "sha256:unavailable";
+  }
+  std::string out = "sha256:";
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0xf]);
+  }
+  return out;
+}
+
+// Appends `token` to an RFC 6901 pointer.
+void AppendPointerToken(std::string_view token, std::string* pointer) {
+  pointer->push_back('/');
+  for (char c : token) {
+    if (c == '~') {
+      pointer->append("~0");
+    } else if (c == '/') {
+      pointer->append("~1");
+    } else {
+      pointer->push_back(c);
+    }
+  }
+}
+
+bool ValidUtf8(std::string_view s) { return simdjson::validate_utf8(s.data(), s.size()); }
+
+}  // namespace
+
+std::string_view PathActionName(PathRule::Action action) {
+  switch (action) {
+    case PathRule::kMask:
+      return "mask";
+    case PathRule::kDrop:
+      return "drop";
+    case PathRule::kHash:
+      return "hash";
+  }
+  return "mask";
+}
+
+// One Redact call: the planning walk (decides every change and its events without writing) and,
+// only when something changed, the rendering walk. Both number nodes in the same pre-order and
+// skip the inside of nodes a rule decided, so an edit is found again by its node number.
+class JsonRedactorWalk {
+ public:
+  JsonRedactorWalk(const JsonRedactor& redactor, std::vector<RedactionEvent>* events)
+      : r_(redactor), events_(events) {}
+
+  void Plan(simdjson::dom::element root) {
+    for (uint32_t rule = 0; rule < r_.rules_.size(); ++rule) {
+      AddState(0, rule, 0);
+    }
+    Visit(root, 0, states_.size());
+  }
+
+  bool changed() const { return !edits_.empty(); }
+
+  std::string Render(simdjson::dom::element root, size_t size_hint) {
+    std::string out;
+    out.reserve(size_hint);
+    next_id_ = 0;
+    next_edit_ = 0;
+    Write(root, &out);
+    return out;
+  }
+
+ private:
+  struct State {
+    uint32_t rule;
+    uint32_t step;
+  };
+  struct Edit {
+    size_t node;
+    bool drop;
+    std::string text;  // the replacement string value when !drop
+  };
+  using Step = JsonRedactor::Step;
+
+  // Adds (rule, step) to the states from `level_begin` on, with its closure: a descend step may
+  // also match nothing, so the step after it is active too.
+  void AddState(size_t level_begin, uint32_t rule, uint32_t step) {
+    for (size_t k = level_begin; k < states_.size(); ++k) {
+      if (states_[k].rule == rule && states_[k].step == step) {
+        return;
+      }
+    }
+    states_.push_back({rule, step});
+    const std::vector<Step>& steps = r_.rules_[rule].steps;
+    if (step < steps.size() && steps[step].type == Step::kDescend) {
+      AddState(level_begin, rule, step + 1);
+    }
+  }
+
+  // The states of a child (member `key`, or element `index` when key is null) from its parent's
+  // states [begin, end), appended from states_.size() on.
+  void Advance(size_t begin, size_t end, const std::string_view* key, size_t index) {
+    const size_t level = states_.size();
+    for (size_t k = begin; k < end; ++k) {
+      State s = states_[k];
+      const std::vector<Step>& steps = r_.rules_[s.rule].steps;
+      if (s.step >= steps.size()) {
+        continue;
+      }
+      const Step& step = steps[s.step];
+      switch (step.type) {
+        case Step::kKey:
+          if (key != nullptr && *key == step.key) {
+            AddState(level, s.rule, s.step + 1);
+          }
+          break;
+        case Step::kIndex:
+          if (key == nullptr && index == step.index) {
+            AddState(level, s.rule, s.step + 1);
+          }
+          break;
+        case Step::kAny:
+          AddState(level, s.rule, s.step + 1);
+          break;
+        case Step::kDescend:
+          AddState(level, s.rule, s.step);
+          break;
+      }
+    }
+  }
+
+  // The first rule (configuration order) whose path ends at this node, or -1.
+  int MatchedRule(size_t begin, size_t end) const {
+    int best = -1;
+    for (size_t k = begin; k < end; ++k) {
+      const State& s = states_[k];
+      if (s.step == r_.rules_[s.rule].steps.size() &&
+          (best < 0 || s.rule < static_cast<uint32_t>(best))) {
+        best = static_cast<int>(s.rule);
+      }
+    }
+    return best;
+  }
+
+  void Visit(simdjson::dom::element el, size_t begin, size_t end) {
+    const size_t id = next_id_++;
+    if (int rule = MatchedRule(begin, end); rule >= 0) {
+      Apply(r_.rules_[rule].rule, el, id);
+      return;
+    }
+    switch (el.type()) {
+      case simdjson::dom::element_type::OBJECT: {
+        simdjson::dom::object obj;
+        if (el.get_object().get(obj) != simdjson::SUCCESS) {
+          return;
+        }
+        for (simdjson::dom::key_value_pair field : obj) {
+          const size_t mark = pointer_.size();
+          AppendPointerToken(field.key, &pointer_);
+          const size_t level = states_.size();
+          Advance(begin, end, &field.key, 0);
+          Visit(field.value, level, states_.size());
+          states_.resize(level);
+          pointer_.resize(mark);
+        }
+        return;
+      }
+      case simdjson::dom::element_type::ARRAY: {
+        simdjson::dom::array arr;
+        if (el.get_array().get(arr) != simdjson::SUCCESS) {
+          return;
+        }
+        size_t index = 0;
+        for (simdjson::dom::element child : arr) {
+          const size_t mark = pointer_.size();
+          AppendPointerToken(absl::StrCat(index), &pointer_);
+          const size_t level = states_.size();
+          Advance(begin, end, nullptr, index);
+          Visit(child, level, states_.size());
+          states_.resize(level);
+          pointer_.resize(mark);
+          ++index;
+        }
+        return;
+      }
+      case simdjson::dom::element_type::STRING: {
+        std::string_view text;
+        if (r_.detectors_.empty() || el.get_string().get(text) != simdjson::SUCCESS) {
+          return;
+        }
+        matches_.clear();
+        std::string redacted;
+        if (!r_.detectors_.Redact(text, &redacted, &matches_)) {
+          return;
+        }
+        edits_.push_back({id, false, std::move(redacted)});
+        if (events_ == nullptr) {
+          return;
+        }
+        counts_.assign(r_.detectors_.size(), 0);
+        for (const Match& m : matches_) {
+          ++counts_[m.detector];
+        }
+        for (size_t d = 0; d < counts_.size(); ++d) {
+          if (counts_[d] != 0) {
+            const DetectorSpec& spec = r_.detectors_.spec(d);
+            events_->push_back({spec.id, pointer_, "redact",
+                                std::string(DetectorKindName(spec.kind)), counts_[d]});
+          }
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  void Apply(const PathRule& rule, simdjson::dom::element el, size_t id) {
+    switch (rule.action) {
+      case PathRule::kMask:
+        edits_.push_back({id, false, rule.mask});
+        break;
+      case PathRule::kDrop:
+        edits_.push_back({id, true, {}});
+        break;
+      case PathRule::kHash: {
+        std::string_view text;
+        std::string compact;
+        if (el.get_string().get(text) != simdjson::SUCCESS) {
+          compact = simdjson::minify(el);
+          text = compact;
+        }
+        edits_.push_back({id, false, Sha256Hex(r_.hash_salt_, text)});
+        break;
+      }
+    }
+    if (events_ != nullptr) {
+      events_->push_back({rule.id, pointer_, std::string(PathActionName(rule.action)), "", 1});
+    }
+  }
+
+  // True (and the edit consumed) when the node about to be numbered next is dropped.
+  bool SkipDropped() {
+    if (next_edit_ < edits_.size() && edits_[next_edit_].node == next_id_ &&
+        edits_[next_edit_].drop) {
+      ++next_edit_;
+      ++next_id_;
+      return true;
+    }
+    return false;
+  }
+
+  void Write(simdjson::dom::element el, std::string* out) {
+    const size_t id = next_id_++;
+    if (next_edit_ < edits_.size() && edits_[next_edit_].node == id) {
+      jsonrpc::AppendJsonString(edits_[next_edit_++].text, out);
+      return;
+    }
+    switch (el.type()) {
+      case simdjson::dom::element_type::OBJECT: {
+        simdjson::dom::object obj = el.get_object().value_unsafe();
+        out->push_back('{');
+        bool first = true;
+        for (simdjson::dom::key_value_pair field : obj) {
+          if (SkipDropped()) {
+            continue;
+          }
+          if (!first) {
+            out->push_back(',');
+          }
+          first = false;
+          jsonrpc::AppendJsonString(field.key, out);
+          out->push_back(':');
+          Write(field.value, out);
+        }
+        out->push_back('}');
+        return;
+      }
+      case simdjson::dom::element_type::ARRAY: {
+        simdjson::dom::array arr = el.get_array().value_unsafe();
+        out->push_back('[');
+        bool first = true;
+        for (simdjson::dom::element child : arr) {
+          if (SkipDropped()) {
+            continue;
+          }
+          if (!first) {
+            out->push_back(',');
+          }
+          first = false;
+          Write(child, out);
+        }
+        out->push_back(']');
+        return;
+      }
+      case simdjson::dom::element_type::STRING: {
+        jsonrpc::AppendJsonString(el.get_string().value_unsafe(), out);
+        return;
+      }
+      case simdjson::dom::element_type::INT64: {
+        absl::StrAppend(out, el.get_int64().value_unsafe());
+        return;
+      }
+      case simdjson::dom::element_type::UINT64: {
+        absl::StrAppend(out, el.get_uint64().value_unsafe());
+        return;
+      }
+      case simdjson::dom::element_type::DOUBLE:
+        out->append(simdjson::minify(el));
+        return;
+      case simdjson::dom::element_type::BOOL:
+        out->append(el.get_bool().value_unsafe() ? "true" : "false");
+        return;
+      case simdjson::dom::element_type::NULL_VALUE:
+        out->append("null");
+        return;
+    }
+  }
+
+  const JsonRedactor& r_;
+  std::vector<RedactionEvent>* events_;
+  std::vector<State> states_;  // a stack: each level's states follow its parent's
+  std::string pointer_;
+  std::vector<Edit> edits_;  // in node order
+  std::vector<Match> matches_;
+  std::vector<size_t> counts_;
+  size_t next_id_ = 0;
+  size_t next_edit_ = 0;
+};
+
+namespace {
+
+absl::Status PathError(std::string_view id, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("redaction rule \"", Sv(id), "\": ", Sv(why)));
+}
+
+}  // namespace
+
+absl::Status JsonRedactor::ParsePath(std::string_view id, std::string_view path,
+                                     std::vector<Step>* steps) {
+  if (path.empty() || path[0] != '$') {
+    return PathError(id, "path must start with $");
+  }
+  size_t i = 1;
+  auto name = [&]() -> absl::Status {
+    if (i < path.size() && path[i] == '*') {
+      steps->push_back({Step::kAny, {}});
+      ++i;
+      return absl::OkStatus();
+    }
+    size_t start = i;
+    while (i < path.size() && path[i] != '.' && path[i] != '[' && path[i] != ']') {
+      ++i;
+    }
+    if (i == start) {
+      return PathError(id, absl::StrCat("empty member name at offset ", start));
+    }
+    steps->push_back({Step::kKey, std::string(path.substr(start, i - start))});
+    return absl::OkStatus();
+  };
+  auto bracket = [&]() -> absl::Status {
+    size_t start = i;
+    ++i;  // '['
+    if (i < path.size() && path[i] == '*') {
+      ++i;
+      steps->push_back({Step::kAny, {}});
+    } else if (i < path.size() && (path[i] == '\'' || path[i] == '"')) {
+      char quote = path[i++];
+      size_t close = path.find(quote, i);
+      if (close == std::string_view::npos) {
+        return PathError(id, absl::StrCat("unterminated quoted member at offset ", start));
+      }
+      steps->push_back({Step::kKey, std::string(path.substr(i, close - i))});
+      i = close + 1;
+    } else {
+      size_t index = 0;
+      size_t digits = 0;
+      constexpr size_t kMaxDigits = 9;
+      while (i < path.size() && path[i] >= '0' && path[i] <= '9' && digits < kMaxDigits) {
+        index = index * 10 + static_cast<size_t>(path[i] - '0');
+        ++i;
+        ++digits;
+      }
+      if (digits == 0) {
+        return PathError(id,
+                         absl::StrCat("expected *, an index or a quoted member at offset ", start));
+      }
+      steps->push_back({Step::kIndex, {}, index});
+    }
+    if (i >= path.size() || path[i] != ']') {
+      return PathError(id, absl::StrCat("expected ] at offset ", i));
+    }
+    ++i;
+    return absl::OkStatus();
+  };
+  while (i < path.size()) {
+    if (path[i] == '[') {
+      MCPMW_RETURN_IF_ERROR(bracket());
+    } else if (path[i] == '.') {
+      ++i;
+      if (i < path.size() && path[i] == '.') {
+        ++i;
+        steps->push_back({Step::kDescend, {}});
+        if (i < path.size() && path[i] == '[') {
+          MCPMW_RETURN_IF_ERROR(bracket());
+          continue;
+        }
+      }
+      MCPMW_RETURN_IF_ERROR(name());
+    } else {
+      return PathError(id, absl::StrCat("unexpected character at offset ", i));
+    }
+  }
+  if (steps->empty()) {
+    return PathError(id, "path needs at least one step after $");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JsonRedactor> JsonRedactor::Create(std::vector<PathRule> rules,
+                                                  DetectorSet detectors, std::string hash_salt) {
+  JsonRedactor r;
+  r.rules_.reserve(rules.size());
+  for (PathRule& rule : rules) {
+    if (rule.id.empty()) {
+      rule.id = rule.path;
+    }
+    CompiledRule compiled;
+    MCPMW_RETURN_IF_ERROR(ParsePath(rule.id, rule.path, &compiled.steps));
+    if (rule.action == PathRule::kMask && !ValidUtf8(rule.mask)) {
+      return PathError(rule.id, "mask is not valid UTF-8");
+    }
+    compiled.rule = std::move(rule);
+    r.rules_.push_back(std::move(compiled));
+  }
+  for (size_t d = 0; d < detectors.size(); ++d) {
+    if (!ValidUtf8(detectors.spec(d).replacement)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("detector \"", detectors.spec(d).id, "\": replacement is not valid UTF-8"));
+    }
+  }
+  r.detectors_ = std::move(detectors);
+  r.hash_salt_ = std::move(hash_salt);
+  return r;
+}
+
+absl::StatusOr<std::optional<std::string>> JsonRedactor::Redact(
+    std::string_view json, std::vector<RedactionEvent>* events) const {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (simdjson::error_code error = parser.parse(json.data(), json.size()).get(root);
+      error != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redaction: not a valid JSON document: ", simdjson::error_message(error)));
+  }
+  if (rules_.empty() && detectors_.empty()) {
+    return std::nullopt;
+  }
+  JsonRedactorWalk walk(*this, events);
+  walk.Plan(root);
+  if (!walk.changed()) {
+    return std::nullopt;
+  }
+  return walk.Render(root, json.size());
+}
+
+}  // namespace mcpmw::redaction
