@@ -1,0 +1,216 @@
+// mcpmw audit: the chained, signed, batched audit log writer.
+//
+// Last stop on the message path: chain.OnComplete ─► report stage ─► Producer::Append ─► (queue)
+// ─► writer thread ─► file. A reactor hands its finished MiddlewareExecutionReportV1 JSON to its
+// own Producer and goes on; one writer thread per sink drains every producer, numbers the
+// records in drain order, chains and signs them (format: record.h, FORMAT.md) and writes each
+// batch with one write(2), fsyncing as the FsyncPolicy says.
+//
+// Guarantees:
+//   - Append takes no lock and makes no system call unless the writer is asleep (one futex
+//     wake) or the producer's queue is full. A full queue blocks the producer until the writer
+//     catches up (backpressure): an audit log that silently dropped records under load would not
+//     be an audit log. TryAppend is the non-blocking variant for callers that prefer to decide.
+//   - Records from one producer keep their order; records from different producers interleave
+//     in drain order, and seq numbers that order.
+//   - Flush() returns once every record appended (on any producer) before the call is written,
+//     and fsynced when the policy is kPerBatch.
+//   - Close() (and the destructor) writes everything appended before it, signs the final
+//     partial segment, fsyncs unless the policy is kNever, and stops the writer. A clean
+//     shutdown loses nothing.
+//   - A write error is sticky: the writer keeps draining (so producers never deadlock) but
+//     discards, counts the loss, and every later Append/Flush/Close returns the error.
+//
+// Reopening an existing log continues it: the header must name the same key, the chain goes on
+// from the last record's hash, and segment numbers continue. Records left unsigned by a writer
+// that did not close cleanly are covered by the next segment's signature. A torn final line
+// (no trailing newline: a crash mid-write) is refused unless `truncate_torn_tail` is set, in
+// which case it is cut off and reported on stderr.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "src/audit/signer.h"
+#include "src/common/fd.h"
+
+namespace simdjson::dom {
+class parser;
+}  // namespace simdjson::dom
+
+namespace mcpmw::audit {
+
+struct AuditOptions {
+  enum class FsyncPolicy {
+    kNever,       // leave it to the kernel; survives a process crash, not a power loss
+    kPerSegment,  // fdatasync after each segment signature (and at Close)
+    kPerBatch,    // fdatasync after every batch write: Flush() means durable
+  };
+
+  std::string path;
+  // Signs every segment; also names the key in the header. Required.
+  std::optional<Signer> signer;
+  FsyncPolicy fsync = FsyncPolicy::kPerSegment;
+  // Records per signed segment (at least 1). Close() signs a shorter final segment.
+  size_t segment_records = 1000;
+  // Reports each producer can hold before Append blocks; rounded up to a power of two.
+  size_t queue_capacity = 4096;
+  // A batch stops growing past this many bytes; bounds the writer's buffer.
+  size_t max_batch_bytes = 1 << 20;
+  // On reopen, cut a torn final line instead of refusing to open.
+  bool truncate_torn_tail = false;
+  // Wall clock for the header's `started` and each record's `ts` (when the writer sequenced
+  // it). Called on the writer thread and in Open. Null means std::chrono::system_clock.
+  std::function<std::chrono::system_clock::time_point()> wall_clock;
+};
+
+class AuditSink;
+
+// A single-producer handle: exactly one thread at a time may call Append/TryAppend (typically
+// one reactor thread, for its whole life). Owned by its AuditSink; valid until the sink is
+// destroyed.
+class Producer {
+ public:
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+  ~Producer();
+
+  // Queues one report (one JSON value; newlines in it are turned into spaces so the record
+  // stays one line, and anything that is not JSON is recorded base64-wrapped as
+  // {"mcpmw_invalid_report":"…"}). Blocks only while the queue is full. FailedPrecondition
+  // after Close(); the sink's sticky write error after a write failure.
+  absl::Status Append(std::string report_json);
+
+  // As Append but never blocks: false (leaving `report_json` untouched) when the queue is full
+  // or the sink is closed or failed.
+  bool TryAppend(std::string& report_json);
+
+  // How many Append calls found the queue full and waited. Any thread.
+  uint64_t blocked_appends() const { return blocked_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class AuditSink;
+  Producer(AuditSink* sink, size_t capacity);
+  void Push(std::string&& report_json, uint64_t tail);
+
+  AuditSink* const sink_;
+  const size_t mask_;
+  std::unique_ptr<std::string[]> slots_;
+  uint64_t cached_head_ = 0;                      // producer thread only
+  alignas(64) std::atomic<uint64_t> tail_{0};     // written by the producer
+  alignas(64) std::atomic<uint64_t> head_{0};     // written by the writer
+  alignas(64) std::atomic<uint64_t> written_{0};  // reports written (and synced per policy)
+  std::atomic<uint64_t> blocked_{0};
+};
+
+class AuditSink {
+ public:
+  struct Stats {
+    uint64_t records = 0;   // records written by this sink
+    uint64_t segments = 0;  // segment signatures written by this sink
+    uint64_t batches = 0;   // write(2) batches
+    uint64_t fsyncs = 0;
+    uint64_t invalid_reports = 0;  // reports that were not JSON and were wrapped
+    uint64_t lost = 0;             // reports discarded after a write error
+  };
+
+  // Opens (creating with mode 0600, or continuing) the log at options.path and starts the
+  // writer thread. InvalidArgument for bad options; FailedPrecondition when the existing file
+  // was written with another key, is not an audit log, or has a torn tail; errno-derived codes
+  // for I/O failures.
+  static absl::StatusOr<std::unique_ptr<AuditSink>> Open(AuditOptions options);
+
+  AuditSink(const AuditSink&) = delete;
+  AuditSink& operator=(const AuditSink&) = delete;
+  // Closes (see Close) if not yet closed; a failure is logged to stderr.
+  ~AuditSink();
+
+  // A new producer for one thread. Any thread; takes a lock (not on the message path).
+  // FailedPrecondition after Close().
+  absl::StatusOr<Producer*> NewProducer();
+
+  // Waits until every report appended before the call (on any producer) is written, and
+  // fsynced when the policy is kPerBatch. Any thread but a producer's own while its queue is
+  // full. Returns the sticky write error if there is one.
+  absl::Status Flush();
+
+  // Writes everything appended before the call, signs the final partial segment, fsyncs (unless
+  // kNever) and stops the writer. Producers must have stopped appending; appends after Close
+  // fail. Idempotent: later calls return the first call's status.
+  absl::Status Close();
+
+  // Counters so far. Any thread.
+  Stats stats() const;
+
+ private:
+  friend class Producer;
+  struct Chain {
+    uint64_t next_seq = 0;
+    std::string prev_hash;
+    uint64_t next_segment = 0;
+    uint64_t segment_first = 0;  // first record not yet signed
+  };
+
+  // Writes the header of a new, empty log.
+  static absl::StatusOr<Chain> StartLog(int fd, const AuditOptions& options);
+  // Reads the header and the tail of an existing log to continue its chain.
+  static absl::StatusOr<Chain> ResumeLog(int fd, uint64_t size, const AuditOptions& options);
+
+  AuditSink(AuditOptions options, UniqueFd fd, Chain chain);
+  void Wake();
+  void WriterLoop();
+  // Drains producers into batch_ (formatting and chaining); returns the reports taken.
+  size_t Drain();
+  void AppendRecord(std::string& report);
+  void SignSegment();
+  void WriteBatch();
+  void SetError(absl::Status status);
+  absl::Status StickyError() const;
+
+  const AuditOptions options_;
+  UniqueFd fd_;
+  Chain chain_;  // writer thread only (after Open)
+
+  mutable std::mutex producers_mu_;
+  std::vector<std::unique_ptr<Producer>> producers_;  // guarded; entries never removed
+
+  std::atomic<uint32_t> wake_{0};      // bumped by producers, Flush and Close; writer waits
+  std::atomic<uint64_t> progress_{0};  // bumped by the writer after each batch; Flush waits
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> failed_{false};
+  std::mutex close_mu_;  // serialises Close()
+  mutable std::mutex status_mu_;
+  absl::Status status_;        // guarded by status_mu_: the first write error
+  absl::Status close_status_;  // guarded by status_mu_
+
+  // Writer thread state.
+  std::unique_ptr<simdjson::dom::parser> parser_;  // checks each report is JSON
+  std::string batch_;
+  uint64_t batch_records_ = 0;
+  uint64_t batch_signatures_ = 0;
+  bool unsynced_ = false;                  // written since the last fdatasync
+  std::vector<uint64_t> drained_through_;  // per producer index: head after this batch
+  std::vector<Producer*> writer_producers_;
+  std::atomic<uint64_t> records_{0};
+  std::atomic<uint64_t> segments_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> fsyncs_{0};
+  std::atomic<uint64_t> invalid_reports_{0};
+  std::atomic<uint64_t> lost_{0};
+
+  std::thread writer_;  // last: started once everything above exists
+};
+
+}  // namespace mcpmw::audit
