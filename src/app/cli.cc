@@ -16,6 +16,9 @@ Usage:
                                             process's stdin/stdout (the sidecar)
   mcpmw --proxy "CMD ARGS" --stdio [options] the earlier prototype's spelling of the same;
                                             CMD is split like a shell would, without a shell
+  mcpmw audit verify FILE --key KEYFILE     check an audit log's hash chain and signatures;
+                                            names the first edited, deleted, reordered or
+                                            truncated record (exit 0 intact, 1 not)
   mcpmw --help                              this text
   mcpmw --version                           the version
 
@@ -313,6 +316,37 @@ absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
   return cmd;
 }
 
+absl::StatusOr<Command> ParseAuditVerb(const std::vector<std::string_view>& args) {
+  if (args.size() < 3 || args[2] != "verify") {
+    return Usage("`mcpmw audit` has one subcommand: mcpmw audit verify FILE --key KEYFILE");
+  }
+  Command cmd;
+  cmd.verb = Verb::kAuditVerify;
+  OptionParser p{args, 3};
+  for (; p.i < args.size(); ++p.i) {
+    std::string_view v;
+    absl::StatusOr<bool> took = p.Take("--key", &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      cmd.key_file = std::string(v);
+    } else if (args[p.i].substr(0, 1) == "-") {
+      return Usage(absl::StrCat("unknown option `", Sv(args[p.i]), "` for `mcpmw audit verify`"));
+    } else if (cmd.audit_file.empty()) {
+      cmd.audit_file = std::string(args[p.i]);
+    } else {
+      return Usage("`mcpmw audit verify` takes one FILE");
+    }
+  }
+  if (cmd.audit_file.empty() || cmd.key_file.empty()) {
+    return Usage(
+        "usage: mcpmw audit verify FILE --key KEYFILE (the HMAC key or Ed25519 PEM "
+        "the log was signed with)");
+  }
+  return cmd;
+}
+
 }  // namespace
 
 std::string_view UsageText() { return kUsage; }
@@ -335,7 +369,10 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   if (verb.substr(0, 1) == "-") {
     return ParseLegacy(args, getenv);
   }
-  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "audit" || verb == "demo") {
+  if (verb == "audit") {
+    return ParseAuditVerb(args);
+  }
+  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "demo") {
     return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));
   }
   return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));

@@ -17,7 +17,7 @@ namespace mcpmw::app {
 
 inline constexpr std::string_view kVersion = "0.1.0";
 
-enum class Verb { kHelp, kVersion, kStdio };
+enum class Verb { kHelp, kVersion, kStdio, kAuditVerify };
 
 struct Command {
   Verb verb = Verb::kHelp;
@@ -26,6 +26,9 @@ struct Command {
   // numbers replace max_restarts/backoff/kill timeout before the session starts.
   pool::SpawnRequest spawn;
   proxy::SidecarOptions sidecar;
+  // kAuditVerify: the log and the key file (HMAC key, or an Ed25519 PEM).
+  std::string audit_file;
+  std::string key_file;
   // Notes for the operator (a value that was clamped), printed before starting.
   std::vector<std::string> warnings;
 };

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_join.h"
 #include "pool/governor.h"
+#include "src/app/audit_verify.h"
 #include "src/app/cli.h"
 #include "src/common/log.h"
 #include "src/common/strings.h"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
       std::printf("mcpmw %.*s\n", static_cast<int>(mcpmw::app::kVersion.size()),
                   mcpmw::app::kVersion.data());
       return 0;
+    case mcpmw::app::Verb::kAuditVerify:
+      return mcpmw::app::RunAuditVerify(*cmd);
     case mcpmw::app::Verb::kStdio:
       break;
   }

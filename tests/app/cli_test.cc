@@ -81,6 +81,17 @@ TEST(Cli, ErrorsNameTheProblemAndTheFix) {
   EXPECT_THAT(Parse({"frobnicate"}).status().message(), HasSubstr("unknown verb `frobnicate`"));
 }
 
+TEST(Cli, AuditVerifyTakesTheLogAndTheKey) {
+  auto cmd = Parse({"audit", "verify", "audit.jsonl", "--key", "audit.key"});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->verb, Verb::kAuditVerify);
+  EXPECT_EQ(cmd->audit_file, "audit.jsonl");
+  EXPECT_EQ(cmd->key_file, "audit.key");
+  EXPECT_THAT(Parse({"audit", "verify", "audit.jsonl"}).status().message(),
+              HasSubstr("mcpmw audit verify FILE --key KEYFILE"));
+  EXPECT_THAT(Parse({"audit", "show"}).status().message(), HasSubstr("one subcommand"));
+}
+
 TEST(Cli, HelpAndVersionWinAnywhere) {
   EXPECT_EQ(Parse({"--help"})->verb, Verb::kHelp);
   EXPECT_EQ(Parse({"stdio", "-h"})->verb, Verb::kHelp);
