@@ -18,6 +18,7 @@
 #include "re2/re2.h"
 #include "simdjson.h"
 #include "src/common/strings.h"
+#include "src/jsonrpc/errors.h"
 
 namespace mcpmw::policy {
 namespace internal {
@@ -1289,35 +1290,8 @@ bool LegacyApplies(std::string_view condition, const EvalContext& ctx) {
 // ---------------------------------------------------------------------------------------------
 // Printing
 
-void AppendQuoted(std::string_view s, std::string* out) {
-  out->push_back('"');
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
-}
+// String literals print as JSON strings: the lexer reads the same escapes back.
+void AppendQuoted(std::string_view s, std::string* out) { jsonrpc::AppendJsonString(s, out); }
 
 bool IsName(std::string_view s) {
   return !s.empty() && IsIdentStart(s[0]) && std::all_of(s.begin(), s.end(), IsIdentChar);
