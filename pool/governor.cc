@@ -1,6 +1,5 @@
 #include "pool/governor.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,11 +10,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "pool/path_lookup.h"
+#include "src/common/sha256.h"
 #include "src/common/strings.h"
 
 namespace mcpmw::pool {
@@ -55,17 +54,6 @@ std::string CollapseWhitespace(std::string_view line) {
 std::string JoinQuoted(const std::vector<std::string>& argv) {
   return absl::StrJoin(
       argv, " ", [](std::string* out, const std::string& arg) { out->append(QuoteArgument(arg)); });
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    // Only possible if OpenSSL itself is broken (no SHA-256 provider); an empty id is then
-    // visibly wrong instead of silently colliding.
-    return "";
-  }
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 // Lexically normalised absolute path as components: relative paths are taken against `cwd`,

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/common/fd.h"
 #include "src/common/log.h"
+#include "src/common/sha256.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
 
@@ -172,13 +173,6 @@ std::string_view AlgName(SignatureAlg alg) {
       return "ed25519";
   }
   return "unknown";
-}
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr);
-  return Hex(digest, size);
 }
 
 absl::StatusOr<Signer> Signer::FromKeyFile(std::string_view path) {

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "src/common/sha256.h"
 
 namespace mcpmw::audit {
 
@@ -30,7 +31,6 @@ enum class SignatureAlg { kHmacSha256, kEd25519 };
 std::string_view AlgName(SignatureAlg alg);
 
 // Lower-case hex SHA-256 of `bytes` (64 characters).
-std::string Sha256Hex(std::string_view bytes);
 
 class Signer {
  public:

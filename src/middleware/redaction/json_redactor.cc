@@ -1,13 +1,12 @@
 #include "src/middleware/redaction/json_redactor.h"
 
-#include <openssl/evp.h>
-
 #include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "simdjson.h"
+#include "src/common/sha256.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
 #include "src/jsonrpc/errors.h"
@@ -15,24 +14,10 @@
 namespace mcpmw::redaction {
 namespace {
 
-std::string Sha256Hex(std::string_view salt, std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), salt.data(), salt.size()) != 1 ||
-      EVP_DigestUpdate(ctx.get(), value.data(), value.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
-    // Only on allocation failure inside OpenSSL. Fail closed: the value still disappears.
-    return "sha256:unavailable";
-  }
-  std::string out = "sha256:";
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
+// "sha256:<hex>" of salt + value. An empty digest (OpenSSL broken) still replaces the value.
+std::string SaltedHash(std::string_view salt, std::string_view value) {
+  std::string hex = Sha256Hex({salt, value});
+  return "sha256:" + (hex.empty() ? std::string("unavailable") : hex);
 }
 
 // Appends `token` to an RFC 6901 pointer.
@@ -251,7 +236,7 @@ class JsonRedactorWalk {
           compact = simdjson::minify(el);
           text = compact;
         }
-        edits_.push_back({id, false, Sha256Hex(r_.hash_salt_, text)});
+        edits_.push_back({id, false, SaltedHash(r_.hash_salt_, text)});
         break;
       }
     }
