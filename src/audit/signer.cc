@@ -163,6 +163,33 @@ std::string HmacSha256(std::string_view key, std::string_view message) {
   return {reinterpret_cast<const char*>(mac), size};
 }
 
+absl::StatusOr<KeyMaterial> HmacKeyMaterial(std::string key) {
+  MCPMW_RETURN_IF_ERROR(CheckHmacKey(key));
+  KeyMaterial m;
+  m.alg = SignatureAlg::kHmacSha256;
+  m.key_id = Sha256Hex(key).substr(0, 16);
+  m.hmac_key = std::move(key);
+  return m;
+}
+
+absl::StatusOr<KeyMaterial> Ed25519KeyMaterial(std::string_view pem, bool want_private) {
+  MCPMW_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> key, ReadEd25519Pem(pem, want_private));
+  KeyMaterial m;
+  m.alg = SignatureAlg::kEd25519;
+  MCPMW_ASSIGN_OR_RETURN(m.key_id, Ed25519KeyId(key.get()));
+  m.pkey = std::move(key);
+  return m;
+}
+
+absl::StatusOr<KeyMaterial> KeyMaterialFromFile(std::string_view path, bool want_private) {
+  MCPMW_ASSIGN_OR_RETURN(std::string content, ReadKeyFile(path));
+  if (IsPem(content)) {
+    return Ed25519KeyMaterial(content, want_private);
+  }
+  MCPMW_ASSIGN_OR_RETURN(std::string key, HmacKeyFromFileContent(std::move(content)));
+  return HmacKeyMaterial(std::move(key));
+}
+
 }  // namespace
 
 std::string_view AlgName(SignatureAlg alg) {
@@ -176,42 +203,30 @@ std::string_view AlgName(SignatureAlg alg) {
 }
 
 absl::StatusOr<Signer> Signer::FromKeyFile(std::string_view path) {
-  MCPMW_ASSIGN_OR_RETURN(std::string content, ReadKeyFile(path));
-  if (IsPem(content)) {
-    return Ed25519FromPem(content);
-  }
-  MCPMW_ASSIGN_OR_RETURN(std::string key, HmacKeyFromFileContent(std::move(content)));
-  return Hmac(std::move(key));
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial key, KeyMaterialFromFile(path, true));
+  return Signer(std::move(key));
 }
 
 absl::StatusOr<Signer> Signer::Hmac(std::string key) {
-  MCPMW_RETURN_IF_ERROR(CheckHmacKey(key));
-  Signer signer;
-  signer.alg_ = SignatureAlg::kHmacSha256;
-  signer.key_id_ = Sha256Hex(key).substr(0, 16);
-  signer.hmac_key_ = std::move(key);
-  return signer;
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial m, HmacKeyMaterial(std::move(key)));
+  return Signer(std::move(m));
 }
 
 absl::StatusOr<Signer> Signer::Ed25519FromPem(std::string_view pem) {
-  MCPMW_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> key, ReadEd25519Pem(pem, true));
-  Signer signer;
-  signer.alg_ = SignatureAlg::kEd25519;
-  MCPMW_ASSIGN_OR_RETURN(signer.key_id_, Ed25519KeyId(key.get()));
-  signer.pkey_ = std::move(key);
-  return signer;
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial key, Ed25519KeyMaterial(pem, true));
+  return Signer(std::move(key));
 }
 
 absl::StatusOr<std::string> Signer::Sign(std::string_view message) const {
-  if (alg_ == SignatureAlg::kHmacSha256) {
-    std::string mac = HmacSha256(hmac_key_, message);
+  if (key_.alg == SignatureAlg::kHmacSha256) {
+    std::string mac = HmacSha256(key_.hmac_key, message);
     return absl::BytesToHexString(Sv(std::string_view(mac)));
   }
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   unsigned char sig[kEd25519SignatureBytes];
   size_t size = sizeof(sig);
   if (ctx == nullptr ||
-      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1 ||
+      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.pkey.get()) != 1 ||
       EVP_DigestSign(ctx.get(), sig, &size, reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1) {
     return absl::InternalError(OpenSslError("Ed25519 signing failed"));
@@ -220,30 +235,18 @@ absl::StatusOr<std::string> Signer::Sign(std::string_view message) const {
 }
 
 absl::StatusOr<Verifier> Verifier::FromKeyFile(std::string_view path) {
-  MCPMW_ASSIGN_OR_RETURN(std::string content, ReadKeyFile(path));
-  if (IsPem(content)) {
-    return Ed25519FromPem(content);
-  }
-  MCPMW_ASSIGN_OR_RETURN(std::string key, HmacKeyFromFileContent(std::move(content)));
-  return Hmac(std::move(key));
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial key, KeyMaterialFromFile(path, false));
+  return Verifier(std::move(key));
 }
 
 absl::StatusOr<Verifier> Verifier::Hmac(std::string key) {
-  MCPMW_RETURN_IF_ERROR(CheckHmacKey(key));
-  Verifier verifier;
-  verifier.alg_ = SignatureAlg::kHmacSha256;
-  verifier.key_id_ = Sha256Hex(key).substr(0, 16);
-  verifier.hmac_key_ = std::move(key);
-  return verifier;
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial m, HmacKeyMaterial(std::move(key)));
+  return Verifier(std::move(m));
 }
 
 absl::StatusOr<Verifier> Verifier::Ed25519FromPem(std::string_view pem) {
-  MCPMW_ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> key, ReadEd25519Pem(pem, false));
-  Verifier verifier;
-  verifier.alg_ = SignatureAlg::kEd25519;
-  MCPMW_ASSIGN_OR_RETURN(verifier.key_id_, Ed25519KeyId(key.get()));
-  verifier.pkey_ = std::move(key);
-  return verifier;
+  MCPMW_ASSIGN_OR_RETURN(KeyMaterial key, Ed25519KeyMaterial(pem, false));
+  return Verifier(std::move(key));
 }
 
 bool Verifier::Verify(std::string_view message, std::string_view signature_hex) const {
@@ -251,8 +254,8 @@ bool Verifier::Verify(std::string_view message, std::string_view signature_hex) 
   if (!DecodeHex(signature_hex, &signature)) {
     return false;
   }
-  if (alg_ == SignatureAlg::kHmacSha256) {
-    std::string mac = HmacSha256(hmac_key_, message);
+  if (key_.alg == SignatureAlg::kHmacSha256) {
+    std::string mac = HmacSha256(key_.hmac_key, message);
     return mac.size() == signature.size() &&
            CRYPTO_memcmp(mac.data(), signature.data(), mac.size()) == 0;
   }
@@ -262,7 +265,7 @@ bool Verifier::Verify(std::string_view message, std::string_view signature_hex) 
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   bool ok =
       ctx != nullptr &&
-      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pkey_.get()) == 1 &&
+      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.pkey.get()) == 1 &&
       EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
                        signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
                        message.size()) == 1;

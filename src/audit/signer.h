@@ -30,7 +30,14 @@ enum class SignatureAlg { kHmacSha256, kEd25519 };
 // "hmac-sha256" or "ed25519": the spelling used in the log's header and signature lines.
 std::string_view AlgName(SignatureAlg alg);
 
-// Lower-case hex SHA-256 of `bytes` (64 characters).
+// The loaded key behind a Signer or a Verifier: the algorithm, its key id, and either the HMAC
+// key bytes or the OpenSSL key. Built only by the factories below.
+struct KeyMaterial {
+  SignatureAlg alg = SignatureAlg::kHmacSha256;
+  std::string key_id;
+  std::string hmac_key;
+  std::shared_ptr<EVP_PKEY> pkey;
+};
 
 class Signer {
  public:
@@ -43,18 +50,15 @@ class Signer {
   // An Ed25519 signer from a PEM-encoded private key (PKCS#8, as `openssl genpkey` writes it).
   static absl::StatusOr<Signer> Ed25519FromPem(std::string_view pem);
 
-  SignatureAlg alg() const { return alg_; }
-  const std::string& key_id() const { return key_id_; }
+  SignatureAlg alg() const { return key_.alg; }
+  const std::string& key_id() const { return key_.key_id; }
 
   // The lower-case hex signature of `message` (64 digits for HMAC, 128 for Ed25519).
   absl::StatusOr<std::string> Sign(std::string_view message) const;
 
  private:
-  Signer() = default;
-  SignatureAlg alg_ = SignatureAlg::kHmacSha256;
-  std::string hmac_key_;
-  std::shared_ptr<EVP_PKEY> pkey_;
-  std::string key_id_;
+  explicit Signer(KeyMaterial key) : key_(std::move(key)) {}
+  KeyMaterial key_;
 };
 
 class Verifier {
@@ -65,19 +69,16 @@ class Verifier {
   // An Ed25519 verifier from a PEM public key, or a PEM private key (its public half is used).
   static absl::StatusOr<Verifier> Ed25519FromPem(std::string_view pem);
 
-  SignatureAlg alg() const { return alg_; }
-  const std::string& key_id() const { return key_id_; }
+  SignatureAlg alg() const { return key_.alg; }
+  const std::string& key_id() const { return key_.key_id; }
 
   // True when `signature_hex` is a valid signature of `message` under this key. Malformed hex
   // is simply not valid. Comparison of HMACs is constant-time.
   bool Verify(std::string_view message, std::string_view signature_hex) const;
 
  private:
-  Verifier() = default;
-  SignatureAlg alg_ = SignatureAlg::kHmacSha256;
-  std::string hmac_key_;
-  std::shared_ptr<EVP_PKEY> pkey_;
-  std::string key_id_;
+  explicit Verifier(KeyMaterial key) : key_(std::move(key)) {}
+  KeyMaterial key_;
 };
 
 }  // namespace mcpmw::audit
