@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "bench/bench_json.h"
 #include "simdjson.h"
 
 namespace mcpmw::bench {
@@ -26,14 +27,6 @@ namespace {
 namespace od = simdjson::ondemand;
 
 constexpr size_t kInitialCapacity = 1 << 20;
-
-std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // The members of a request this server looks at. Views into the line or the parser's buffers;
 // valid until the next line is parsed.
@@ -46,70 +39,34 @@ struct Request {
 };
 
 bool ReadParams(od::value value, Request* req) {
-  od::object params;
-  if (value.get_object().get(params) != simdjson::SUCCESS) {
-    return false;
-  }
-  for (auto field : params) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
-        field.value().get(v) != simdjson::SUCCESS) {
-      return false;
-    }
+  return ForEachMember(value, [req](std::string_view key, od::value v) {
     if (key == "protocolVersion") {
       req->protocol_version = TrimRight(v.raw_json_token());
     } else if (key == "arguments") {
-      od::object args;
-      if (v.get_object().get(args) != simdjson::SUCCESS) {
-        return false;
-      }
-      for (auto arg : args) {
-        std::string_view name;
-        od::value arg_value;
-        if (arg.unescaped_key().get(name) != simdjson::SUCCESS ||
-            arg.value().get(arg_value) != simdjson::SUCCESS) {
-          return false;
-        }
+      return ForEachMember(v, [req](std::string_view name, od::value arg) {
         if (name == "text") {
-          req->text = TrimRight(arg_value.raw_json_token());
+          req->text = TrimRight(arg.raw_json_token());
         }
-      }
+        return true;
+      });
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 // `line` must be followed by SIMDJSON_PADDING readable bytes.
 bool Parse(od::parser& parser, std::string_view line, Request* req) {
-  od::document doc;
-  od::object obj;
-  if (parser.iterate(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING).get(doc) !=
-          simdjson::SUCCESS ||
-      doc.get_object().get(obj) != simdjson::SUCCESS) {
-    return false;
-  }
-  for (auto field : obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
-        field.value().get(v) != simdjson::SUCCESS) {
-      return false;
-    }
+  return ForEachLineMember(parser, line, [req](std::string_view key, od::value v) {
     if (key == "id") {
       req->has_id = !v.is_null();
       req->id = TrimRight(v.raw_json_token());
     } else if (key == "method") {
-      if (v.get_string().get(req->method) != simdjson::SUCCESS) {
-        return false;
-      }
+      return v.get_string().get(req->method) == simdjson::SUCCESS;
     } else if (key == "params") {
-      if (!ReadParams(v, req)) {
-        return false;
-      }
+      return ReadParams(v, req);
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 void AppendReplyHead(std::string_view id, std::string* out) {

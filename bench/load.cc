@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_json.h"
 #include "simdjson.h"
 
 namespace mcpmw::bench {
@@ -136,14 +137,6 @@ int64_t NowNs() {
       .count();
 }
 
-std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // The text sent with request `id`: "<id>:" then letters that shift with the id, `bytes` long.
 // Only characters that need no escaping, so the response must carry the same bytes.
 void AppendText(uint64_t id, size_t bytes, std::string* out) {
@@ -170,19 +163,9 @@ struct Response {
 };
 
 bool ReadResult(od::value value, Response* out) {
-  od::object result;
-  if (value.get_object().get(result) != simdjson::SUCCESS) {
-    return false;
-  }
-  for (auto field : result) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
-        field.value().get(v) != simdjson::SUCCESS) {
-      return false;
-    }
+  return ForEachMember(value, [out](std::string_view key, od::value v) {
     if (key != "content") {
-      continue;
+      return true;
     }
     od::array content;
     if (v.get_array().get(content) != simdjson::SUCCESS) {
@@ -190,51 +173,34 @@ bool ReadResult(od::value value, Response* out) {
     }
     for (auto element : content) {
       od::object item;
-      if (element.get_object().get(item) != simdjson::SUCCESS) {
-        return false;
-      }
       od::value text;
-      if (item.find_field_unordered("text").get(text) != simdjson::SUCCESS) {
+      if (element.get_object().get(item) != simdjson::SUCCESS ||
+          item.find_field_unordered("text").get(text) != simdjson::SUCCESS) {
         return false;
       }
       out->text = TrimRight(text.raw_json_token());
       break;  // only the first item matters
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 // `line` must be followed by SIMDJSON_PADDING readable bytes.
 bool ParseResponse(od::parser& parser, std::string_view line, Response* out) {
-  od::document doc;
-  od::object obj;
-  if (parser.iterate(line.data(), line.size(), line.size() + simdjson::SIMDJSON_PADDING).get(doc) !=
-          simdjson::SUCCESS ||
-      doc.get_object().get(obj) != simdjson::SUCCESS) {
-    return false;
-  }
-  for (auto field : obj) {
-    std::string_view key;
-    od::value v;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
-        field.value().get(v) != simdjson::SUCCESS) {
-      return false;
-    }
+  return ForEachLineMember(parser, line, [out](std::string_view key, od::value v) {
     if (key == "id") {
       out->has_id = !v.is_null();
       out->id_is_uint = v.get_uint64().get(out->id) == simdjson::SUCCESS;
     } else if (key == "result") {
       out->has_result = true;
-      if (!ReadResult(v, out)) {
-        return false;
-      }
+      return ReadResult(v, out);
     } else if (key == "error") {
       out->has_error = true;
     } else if (key == "method") {
       out->has_method = true;
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 class LoadRun {
