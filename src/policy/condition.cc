@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -193,26 +194,8 @@ bool IsKeywordToken(Tok t) {
   }
 }
 
-bool IsComparison(Tok t) {
-  switch (t) {
-    case Tok::kEq:
-    case Tok::kNe:
-    case Tok::kLt:
-    case Tok::kLe:
-    case Tok::kGt:
-    case Tok::kGe:
-    case Tok::kIn:
-    case Tok::kContains:
-    case Tok::kStartsWith:
-    case Tok::kEndsWith:
-    case Tok::kMatches:
-      return true;
-    default:
-      return false;
-  }
-}
-
-Op ComparisonOp(Tok t) {
+// The comparison a token stands for, or nullopt when it is not a comparison operator.
+std::optional<Op> ComparisonOp(Tok t) {
   switch (t) {
     case Tok::kEq:
       return Op::kEq;
@@ -234,8 +217,10 @@ Op ComparisonOp(Tok t) {
       return Op::kStartsWith;
     case Tok::kEndsWith:
       return Op::kEndsWith;
-    default:
+    case Tok::kMatches:
       return Op::kMatches;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -662,11 +647,12 @@ class Compiler {
     if (!lhs.ok()) {
       return lhs.status();
     }
-    if (!IsComparison(Peek().kind)) {
+    const std::optional<Op> comparison = ComparisonOp(Peek().kind);
+    if (!comparison.has_value()) {
       return lhs;
     }
-    const Token& op_token = Take();
-    const Op op = ComparisonOp(op_token.kind);
+    Take();
+    const Op op = *comparison;
     uint32_t result = 0;
     if (op == Op::kMatches) {
       const Token& pattern = Peek();
@@ -696,7 +682,7 @@ class Compiler {
       }
       result = Add(Node{.op = op, .lhs = *lhs, .rhs = *rhs});
     }
-    if (IsComparison(Peek().kind)) {
+    if (ComparisonOp(Peek().kind).has_value()) {
       return Fail(Peek().pos, absl::StrCat(Describe(Peek()),
                                            " cannot follow a comparison; comparisons do not "
                                            "chain, add parentheses"));
