@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "src/common/strings.h"
 
 namespace mcpmw::app {
@@ -16,6 +18,8 @@ Usage:
                                             process's stdin/stdout (the sidecar)
   mcpmw --proxy "CMD ARGS" --stdio [options] the earlier prototype's spelling of the same;
                                             CMD is split like a shell would, without a shell
+  mcpmw policy check FILE                   validate a policy bundle; errors give the JSON
+                                            pointer of what is wrong (exit 0 valid, 1 not)
   mcpmw audit verify FILE --key KEYFILE     check an audit log's hash chain and signatures;
                                             names the first edited, deleted, reordered or
                                             truncated record (exit 0 intact, 1 not)
@@ -44,11 +48,30 @@ Sidecar options:
                             a sleeping thread is slow (VMs); costs CPU only while traffic flows
   --debug                   one stderr line per message and lifecycle step (or MCP_PROXY_DEBUG=1)
 
+Governance (any of these turns the chain on; README "Policy bundles" has the format):
+  --policy FILE             the policy bundle (also -p, --policy-file, $MCP_PROXY_POLICY_FILE);
+                            reloaded when the file changes and on SIGHUP; an invalid new version
+                            is refused and the running one stays
+  --tenant ID, --user ID, --agent ID
+                            who is calling (default $MCP_PROXY_TENANT_ID, $MCP_PROXY_USER_ID,
+                            $MCP_PROXY_AGENT_ID, else the bundle's "identity")
+  --roles A,B  --scopes A,B the caller's roles and scopes ($MCP_PROXY_ROLES, $MCP_PROXY_SCOPES)
+  --server-id ID            the server's id in rules (tool.server) and reports
+                            (default $MCP_PROXY_SERVER_ID, else upstream-mcp-server)
+  --audit-log FILE          append one signed, hash-chained report per request to FILE
+  --audit-key FILE          the signing key: 16+ bytes for HMAC-SHA256, or an Ed25519 PEM
+  --audit-fsync MODE        never | segment (default: after each signed segment) | batch
+  --metrics-file FILE       write the session's metrics (Prometheus text) to FILE at exit
+
 The client's framing (newline-delimited JSON or Content-Length headers) is detected from its
 first message and used for every answer. Diagnostics go to stderr; stdout carries only MCP.
 
-Errors mcpmw answers itself: -32700 not JSON, -32600 not JSON-RPC, -32000 the server died with
-the request in flight, -32001 the server is not running, -32003 message over the size limit.
+Errors mcpmw answers itself: -32700 not JSON, -32600 not JSON-RPC, -32602 tools/call without a
+tool name, -32000 the server died with the request in flight, -32001 the server is not running,
+-32003 message over the size limit; governed: -32010 identity incomplete, -32011 denied by
+policy, -32012 tool not available to the caller, -32013 rate limited (data.retryAfterMs), -32014
+a message that could not be checked for secrets. Every governance error's data carries stage,
+reasonCode and decisionId (the invocation id in the audit log, plus the stage).
 
 Exit codes:
   0  the session ended normally (client closed stdin, a signal, or the server exited with 0)
@@ -80,6 +103,15 @@ void Clamp(std::string_view flag, int64_t lo, int64_t hi, int64_t* value,
         absl::StrCat(Sv(flag), " ", *value, " is outside ", lo, "..", hi, "; using ", clamped));
     *value = clamped;
   }
+}
+
+// "a, b,,c" → {"a","b","c"}.
+std::vector<std::string> SplitList(std::string_view list) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(Sv(list), ',', absl::SkipWhitespace())) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
 }
 
 struct OptionParser {
@@ -177,15 +209,60 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
     }
     return took;
   }
-  took = p.Take("--policy-file", &v);
-  if (!took.ok() || *took) {
-    return Usage(
-        "--policy-file: policy bundles are not enforced by this build yet (the governance "
-        "pipeline is the next milestone); remove the flag to run the sidecar ungoverned");
+  struct StringFlag {
+    std::string_view name;
+    std::string* target;
+  };
+  proxy::GovernanceOptions& g = cmd.governance;
+  StringFlag strings[] = {
+      {"--policy", &g.policy_path},        {"--policy-file", &g.policy_path},
+      {"-p", &g.policy_path},              {"--tenant", &g.claimed.tenant},
+      {"--user", &g.claimed.user},         {"--agent", &g.claimed.agent},
+      {"--server-id", &g.server_id},       {"--audit-log", &g.audit_path},
+      {"--audit-key", &g.audit_key_path},  {"--metrics-file", &g.metrics_path},
+  };
+  for (const StringFlag& f : strings) {
+    took = p.Take(f.name, &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      if (v.empty()) {
+        return Usage(absl::StrCat(Sv(f.name), " needs a non-empty value"));
+      }
+      *f.target = std::string(v);
+      cmd.governed = true;
+      return true;
+    }
   }
-  took = p.Take("-p", &v);
+  for (auto [name, target] : {std::pair{"--roles", &g.claimed.roles},
+                              std::pair{"--scopes", &g.claimed.scopes}}) {
+    took = p.Take(name, &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      *target = SplitList(v);
+      cmd.governed = true;
+      return true;
+    }
+  }
+  took = p.Take("--audit-fsync", &v);
   if (!took.ok() || *took) {
-    return Usage("-p (--policy-file): policy bundles are not enforced by this build yet");
+    if (took.ok()) {
+      using Fsync = audit::AuditOptions::FsyncPolicy;
+      if (v == "never") {
+        g.audit_fsync = Fsync::kNever;
+      } else if (v == "segment") {
+        g.audit_fsync = Fsync::kPerSegment;
+      } else if (v == "batch") {
+        g.audit_fsync = Fsync::kPerBatch;
+      } else {
+        return Usage(
+            absl::StrCat("--audit-fsync is never, segment or batch, not `", Sv(v), "`"));
+      }
+    }
+    return took;
   }
   return false;
 }
@@ -195,6 +272,19 @@ void ApplyEnvironment(const GetEnv& getenv, Command& cmd) {
     const char* v = getenv(name);
     return v == nullptr ? std::string_view() : std::string_view(v);
   };
+  // The caller's identity (flags override these). Unlike the prototype, MCP_PROXY_TENANT_ID
+  // really is the tenant of the governed traffic.
+  middleware::Principal& who = cmd.governance.claimed;
+  who.tenant = std::string(env("MCP_PROXY_TENANT_ID"));
+  who.user = std::string(env("MCP_PROXY_USER_ID"));
+  who.agent = std::string(env("MCP_PROXY_AGENT_ID"));
+  who.roles = SplitList(env("MCP_PROXY_ROLES"));
+  who.scopes = SplitList(env("MCP_PROXY_SCOPES"));
+  if (std::string_view server = env("MCP_PROXY_SERVER_ID"); !server.empty()) {
+    cmd.governance.server_id = std::string(server);
+  }
+  cmd.governance.policy_path = std::string(env("MCP_PROXY_POLICY_FILE"));
+  cmd.governed = !cmd.governance.policy_path.empty();
   cmd.spawn.allowed_prefixes = pool::ParseAllowedPrefixes(env("MCP_PROXY_ALLOWED_PREFIXES"));
   cmd.spawn.max_restarts =
       pool::ParseIntLikeParseInt(env("MCP_PROXY_MAX_RESTARTS"), pool::kDefaultMaxRestarts);
@@ -316,6 +406,13 @@ absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
   return cmd;
 }
 
+absl::StatusOr<Command> ParsePolicyVerb(const std::vector<std::string_view>& args) {
+  if (args.size() != 4 || args[2] != "check" || args[3].substr(0, 1) == "-") {
+    return Usage("usage: mcpmw policy check FILE (validates a policy bundle without running it)");
+  }
+  return Command{.verb = Verb::kPolicyCheck, .policy_file = std::string(args[3])};
+}
+
 absl::StatusOr<Command> ParseAuditVerb(const std::vector<std::string_view>& args) {
   if (args.size() < 3 || args[2] != "verify") {
     return Usage("`mcpmw audit` has one subcommand: mcpmw audit verify FILE --key KEYFILE");
@@ -372,7 +469,10 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   if (verb == "audit") {
     return ParseAuditVerb(args);
   }
-  if (verb == "serve" || verb == "eval" || verb == "policy" || verb == "demo") {
+  if (verb == "policy") {
+    return ParsePolicyVerb(args);
+  }
+  if (verb == "serve" || verb == "eval" || verb == "demo") {
     return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));
   }
   return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));

@@ -11,13 +11,14 @@
 
 #include "absl/status/statusor.h"
 #include "pool/governor.h"
+#include "src/proxy/governance.h"
 #include "src/proxy/sidecar.h"
 
 namespace mcpmw::app {
 
 inline constexpr std::string_view kVersion = "0.1.0";
 
-enum class Verb { kHelp, kVersion, kStdio, kAuditVerify };
+enum class Verb { kHelp, kVersion, kStdio, kAuditVerify, kPolicyCheck };
 
 struct Command {
   Verb verb = Verb::kHelp;
@@ -26,6 +27,12 @@ struct Command {
   // numbers replace max_restarts/backoff/kill timeout before the session starts.
   pool::SpawnRequest spawn;
   proxy::SidecarOptions sidecar;
+  // kStdio: set when any governance flag (policy, identity, audit, metrics) was given; the
+  // session then runs the chain on every client request.
+  bool governed = false;
+  proxy::GovernanceOptions governance;
+  // kPolicyCheck: the bundle to validate.
+  std::string policy_file;
   // kAuditVerify: the log and the key file (HMAC key, or an Ed25519 PEM).
   std::string audit_file;
   std::string key_file;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "pool/governor.h"
 #include "src/app/audit_verify.h"
+#include "src/app/policy_check.h"
 #include "src/app/cli.h"
 #include "src/common/log.h"
 #include "src/common/strings.h"
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
       return 0;
     case mcpmw::app::Verb::kAuditVerify:
       return mcpmw::app::RunAuditVerify(*cmd);
+    case mcpmw::app::Verb::kPolicyCheck:
+      return mcpmw::app::RunPolicyCheck(*cmd);
     case mcpmw::app::Verb::kStdio:
       break;
   }
@@ -52,5 +55,9 @@ int main(int argc, char** argv) {
     return mcpmw::proxy::kExitFailure;
   }
   cmd->sidecar.argv = decision.argv;
-  return mcpmw::transport::RunStdioSidecar(std::move(cmd->sidecar));
+  std::optional<mcpmw::proxy::GovernanceOptions> governance;
+  if (cmd->governed) {
+    governance = std::move(cmd->governance);
+  }
+  return mcpmw::transport::RunStdioSidecar(std::move(cmd->sidecar), std::move(governance));
 }

@@ -16,6 +16,8 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+// The request was cancelled before it was answered (LSP's RequestCancelled; audit records only).
+inline constexpr int kRequestCancelled = -32800;
 
 // mcpmw, in the implementation range.
 // The MCP server exited (or was killed) while this request was in flight. Retryable.

@@ -17,6 +17,8 @@ std::string_view FactName(Fact fact) {
   switch (fact) {
     case Fact::kEnvelope:
       return "envelope";
+    case Fact::kInvocation:
+      return "invocation";
     case Fact::kPrincipal:
       return "principal";
     case Fact::kPolicyDecision:
@@ -39,6 +41,10 @@ std::string_view FactName(Fact fact) {
       break;
   }
   return "unknown";
+}
+
+std::string MessageContext::DecisionId(std::string_view stage) const {
+  return absl::StrCat(invocation_id, ":", Sv(stage));
 }
 
 absl::StatusOr<Chain> Chain::Build(std::vector<Entry> entries) {

@@ -23,13 +23,16 @@
 #include <string_view>
 #include <vector>
 
+#include "src/common/clock.h"
 #include "src/jsonrpc/envelope.h"
+#include "src/policy/bundle.h"
 
 namespace mcpmw::middleware {
 
 // What stages hand each other through the MessageContext.
 enum class Fact : uint8_t {
   kEnvelope,         // the parsed envelope and raw payload (the chain provides it)
+  kInvocation,       // invocation id, method, tool name, validated (normalize)
   kPrincipal,        // who is calling (auth)
   kPolicyDecision,   // allow / deny / transform (policy)
   kToolVisibility,   // which tools the caller may see (tool_filter)
@@ -49,7 +52,14 @@ std::string_view FactName(Fact fact);
 
 // enforce: verdicts take effect. observe: every decision is computed, recorded and counted, but
 // a Reject or Respond is turned into Continue and rewrites are not applied.
-enum class Mode : uint8_t { kEnforce, kObserve };
+using Mode = policy::Mode;
+
+// JSON-RPC error codes mcpmw answers with (implementation-defined range, README "Error codes").
+inline constexpr int kCodeUnauthenticated = -32010;  // auth: the caller's identity is incomplete
+inline constexpr int kCodePolicyDenied = -32011;     // policy: a deny rule matched
+inline constexpr int kCodeToolHidden = -32012;       // tool_filter: the tool is not visible
+inline constexpr int kCodeRateLimited = -32013;      // rate_limit: data.retryAfterMs says when
+inline constexpr int kCodeRedactionFailed = -32014;  // a redaction stage could not read the JSON
 
 struct Verdict {
   enum class Kind : uint8_t { kContinue, kReject, kRespond };
@@ -88,17 +98,76 @@ struct Principal {
   std::string user;
   std::string agent;
   std::vector<std::string> roles;
-  std::vector<std::string> scopes;
+  std::vector<std::string> scopes;  // trimmed, lowercased, unique, sorted (auth)
 };
 
-// The typed per-message context every stage sees (Pingora style). Owned by the session for the
-// life of one message; views point into the frame being processed.
+struct PolicyOutcome {
+  policy::RuleStatus status = policy::RuleStatus::kAllow;
+  std::string rule_id;  // the deciding rule (the first deny, else the first transform, …)
+  std::string reason_code;
+  std::vector<std::string> applied_transforms;  // ids of transform rules whose patches ran
+};
+
+struct RateOutcome {
+  bool limited = false;
+  uint64_t retry_after_ms = 0;  // limited: when the call would next be admitted
+  std::string rule_id;          // limited: the rule that refused it
+  std::string key;              // limited: the counter key
+};
+
+struct CostRecord {
+  uint64_t input_tokens = 0;
+  uint64_t output_tokens = 0;
+  double usd = 0;
+};
+
+// One change a redaction stage made (never the value it replaced).
+struct RedactionNote {
+  Direction direction = Direction::kClientToServer;
+  std::string rule_id;
+  std::string pointer;  // RFC 6901, into the redacted document (arguments or result)
+  std::string action;   // mask | drop | hash | redact
+};
+
+// The typed per-exchange context every stage sees (Pingora style). A client request and its
+// response share one context: the session creates it when the request arrives, keeps it in its
+// in-flight table, and hands it back with the response (direction, envelope and payload then
+// describe the response). A notification or a server-to-client message gets its own. Views
+// point into the frame being processed and are only valid during one hook call.
 struct MessageContext {
   Direction direction = Direction::kClientToServer;
   const jsonrpc::Envelope* envelope = nullptr;
-  std::string_view payload;  // the message as it arrived
+  std::string_view payload;  // the message as it arrived (padded: a frame or padded_string)
+  // The bundle snapshot this exchange runs under (the session pins it for the exchange).
+  const policy::Bundle* bundle = nullptr;
+  // The identity the transport claims (sidecar flags and variables; gateway tokens); auth
+  // validates it into `principal`.
+  const Principal* claimed = nullptr;
+  std::string_view server_id;  // the upstream server's id (tool.server)
+  TimePoint started{};         // when the request arrived
+  TimePoint finished{};        // when the exchange completed (dispatch sets it)
 
+  // normalize
+  std::string invocation_id;
+  std::string method;     // of the request (also while its response is processed)
+  std::string tool_name;  // tools/call params.name
+  // auth
   Principal principal;
+  // policy
+  PolicyOutcome policy;
+  // rate_limit
+  RateOutcome rate;
+  // dispatch
+  bool dispatched = false;
+  bool upstream_error = false;   // the server answered with a JSON-RPC error
+  std::string_view blocked_by;   // the stage that stopped the request, when not dispatched
+  // request_redaction, response_redaction
+  std::vector<RedactionNote> redactions;
+  // cost
+  CostRecord cost;
+  uint64_t request_bytes = 0;   // the request as forwarded
+  uint64_t response_bytes = 0;  // the response as returned
+
   std::vector<Decision> decisions;
   // Set by a stage that rewrote the message; the session forwards this instead of `payload`.
   std::optional<std::string> rewritten;
@@ -106,6 +175,11 @@ struct MessageContext {
   Verdict outcome;
   // Facts written so far (maintained by the chain; stages may consult it).
   FactSet facts;
+
+  // The message as it will be forwarded so far: the rewrite if a stage made one.
+  std::string_view current() const { return rewritten ? std::string_view(*rewritten) : payload; }
+  // "<invocation_id>:<stage>": joins an error's data.decisionId to the audit record.
+  std::string DecisionId(std::string_view stage) const;
 };
 
 class Stage {

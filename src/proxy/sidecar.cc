@@ -1,6 +1,10 @@
 #include "src/proxy/sidecar.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -145,6 +149,9 @@ io::Task<int> Sidecar::Run() {
   if (options_.signal_fd >= 0) {
     tasks_.Spawn(SignalWatch());
   }
+  if (options_.governance != nullptr && !options_.governance->policy_path().empty()) {
+    tasks_.Spawn(BundleWatch());
+  }
   co_await tasks_.Join();
   // No write may outlive the session: its frames point into the session's buffers.
   co_await client_writer_.Flush();
@@ -240,6 +247,25 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
                       R"({"reason":"server-unavailable","retryable":false})");
         return;
       }
+      if (options_.governance != nullptr) {
+        std::unique_ptr<Exchange> ex = options_.governance->Begin(env_, frame.payload);
+        const middleware::Verdict& verdict = ex->ctx.outcome;
+        if (verdict.kind == middleware::Verdict::Kind::kReject) {
+          ReplyToClient(env_.id, verdict.code, verdict.message, verdict.data_json);
+          return;
+        }
+        if (env_.method == "initialize") {
+          initialize_params_ = MinifiedParams(frame.payload);
+        }
+        std::optional<std::string> rewritten = std::move(ex->ctx.rewritten);
+        client_in_flight_[std::string(env_.id)] =
+            Pending{std::string(env_.method), std::move(ex)};
+        if (rewritten) {
+          ForwardRewrittenToServer(*std::move(rewritten), env_);
+          return;
+        }
+        break;
+      }
       if (env_.method == "initialize") {
         initialize_params_ = MinifiedParams(frame.payload);
       }
@@ -250,7 +276,11 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
         initialized_notified_ = true;
       } else if (env_.method == "notifications/cancelled" && !env_.request_id.empty()) {
         // The client gave up on that request: if the server dies now, it expects no answer.
-        client_in_flight_.erase(Sv(env_.request_id));
+        if (auto it = client_in_flight_.find(Sv(env_.request_id));
+            it != client_in_flight_.end()) {
+          AbandonPending(it->second, jsonrpc::kRequestCancelled, "cancelled by the client");
+          client_in_flight_.erase(it);
+        }
       }
       break;
     case MessageKind::kResponse:
@@ -280,7 +310,10 @@ void Sidecar::ForwardToServer(const FrameResult& frame, const jsonrpc::Envelope&
     LogError("the restart buffer (", options_.restart_buffer_bytes,
              " bytes) is full; a client message was not delivered");
     if (env.kind == MessageKind::kRequest) {
-      client_in_flight_.erase(Sv(env.id));
+      if (auto it = client_in_flight_.find(Sv(env.id)); it != client_in_flight_.end()) {
+        AbandonPending(it->second, jsonrpc::kServerUnavailable, "restart buffer full");
+        client_in_flight_.erase(it);
+      }
       ReplyToClient(env.id, jsonrpc::kServerUnavailable,
                     "The MCP server is restarting and mcpmw's restart buffer is full; the "
                     "request was not delivered, retry it shortly",
@@ -290,6 +323,40 @@ void Sidecar::ForwardToServer(const FrameResult& frame, const jsonrpc::Envelope&
   }
   held_bytes_ += frame.payload.size();
   held_.emplace_back(frame.payload);
+}
+
+void Sidecar::ForwardRewrittenToServer(std::string message, const jsonrpc::Envelope& env) {
+  if (state_ == ServerState::kRunning) {
+    server_writer_.EnqueueMessage(std::move(message));
+    return;
+  }
+  if (state_ == ServerState::kGone || shutting_down_) {
+    return;
+  }
+  if (held_bytes_ + message.size() > options_.restart_buffer_bytes) {
+    LogError("the restart buffer (", options_.restart_buffer_bytes,
+             " bytes) is full; a client message was not delivered");
+    if (env.kind == MessageKind::kRequest) {
+      if (auto it = client_in_flight_.find(Sv(env.id)); it != client_in_flight_.end()) {
+        AbandonPending(it->second, jsonrpc::kServerUnavailable, "restart buffer full");
+        client_in_flight_.erase(it);
+      }
+      ReplyToClient(env.id, jsonrpc::kServerUnavailable,
+                    "The MCP server is restarting and mcpmw's restart buffer is full; the "
+                    "request was not delivered, retry it shortly",
+                    R"({"reason":"restart-buffer-full","retryable":true})");
+    }
+    return;
+  }
+  held_bytes_ += message.size();
+  held_.push_back(std::move(message));
+}
+
+void Sidecar::AbandonPending(Pending& pending, int code, std::string_view message) {
+  if (pending.exchange != nullptr && options_.governance != nullptr) {
+    options_.governance->Abandon(*pending.exchange, code, message);
+    pending.exchange.reset();
+  }
 }
 
 void Sidecar::ReplyToClient(std::string_view id, int code, std::string_view message,
@@ -324,7 +391,10 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
         std::string_view id = OversizedFrameId(server_reader_, r);
         LogError("a server message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
                  options_.max_message_bytes, "); skipped");
-        if (!id.empty() && client_in_flight_.erase(Sv(id)) > 0) {
+        if (auto it = id.empty() ? client_in_flight_.end() : client_in_flight_.find(Sv(id));
+            it != client_in_flight_.end()) {
+          AbandonPending(it->second, jsonrpc::kMessageTooLarge, "response too large");
+          client_in_flight_.erase(it);
           ReplyToClient(
               id, jsonrpc::kMessageTooLarge,
               absl::StrCat("The MCP server's response is over the ", options_.max_message_bytes,
@@ -375,7 +445,10 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
       LogError("the MCP server wrote something that is not a JSON-RPC message (", Sv(env_.problem),
                "); dropped");
       // Do not leave the client waiting on an answer that will never be readable.
-      if (env_.HasId() && client_in_flight_.erase(Sv(env_.id)) > 0) {
+      if (auto it = env_.HasId() ? client_in_flight_.find(Sv(env_.id)) : client_in_flight_.end();
+          it != client_in_flight_.end()) {
+        AbandonPending(it->second, jsonrpc::kInternalError, "invalid server response");
+        client_in_flight_.erase(it);
         ReplyToClient(env_.id, jsonrpc::kInternalError,
                       absl::StrCat("The MCP server sent an invalid response: ", Sv(env_.problem)),
                       R"({"reason":"invalid-server-response"})");
@@ -399,8 +472,23 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
         DeliverHeld();
         return;
       }
-      if (client_in_flight_.erase(Sv(env_.id)) == 0) {
+      if (auto it = client_in_flight_.find(Sv(env_.id)); it == client_in_flight_.end()) {
         LogDebug("the server answered id ", Sv(env_.id), ", which mcpmw was not tracking");
+      } else {
+        std::unique_ptr<Exchange> ex = std::move(it->second.exchange);
+        client_in_flight_.erase(it);
+        if (ex != nullptr && options_.governance != nullptr) {
+          options_.governance->Respond(*ex, env_, frame.payload);
+          const middleware::Verdict& verdict = ex->ctx.outcome;
+          if (verdict.kind == middleware::Verdict::Kind::kReject) {
+            ReplyToClient(env_.id, verdict.code, verdict.message, verdict.data_json);
+            return;
+          }
+          if (ex->ctx.rewritten) {
+            client_writer_.EnqueueMessage(*std::move(ex->ctx.rewritten));
+            return;
+          }
+        }
       }
       break;
     case MessageKind::kRequest:
@@ -640,6 +728,11 @@ io::Task<void> Sidecar::SignalWatch() {
     if (n != static_cast<int>(sizeof(info))) {
       break;
     }
+    if (info.ssi_signo == SIGHUP && options_.governance != nullptr &&
+        !options_.governance->policy_path().empty()) {
+      ReloadBundle("SIGHUP");
+      continue;
+    }
     if (!shutting_down_) {
       LogError("received ", "SIG", sigabbrev_np(static_cast<int>(info.ssi_signo)),
                "; shutting down");
@@ -653,7 +746,8 @@ io::Task<void> Sidecar::SignalWatch() {
 }
 
 void Sidecar::FailInFlight(int code, std::string_view message, std::string_view data_json) {
-  for (const auto& [id, pending] : client_in_flight_) {
+  for (auto& [id, pending] : client_in_flight_) {
+    AbandonPending(pending, code, message);
     ReplyToClient(id, code, message, data_json);
   }
   client_in_flight_.clear();
@@ -672,6 +766,66 @@ void Sidecar::Finish() {
   client_reader_.CancelRead();
   if (signal_read_ != nullptr) {
     ring_.Cancel(signal_read_);
+  }
+  if (bundle_watch_read_ != nullptr) {
+    ring_.Cancel(bundle_watch_read_);
+  }
+}
+
+// ---- policy bundle reload ---------------------------------------------------------------------
+
+void Sidecar::ReloadBundle(std::string_view why) {
+  // Runs between two frames on the reactor: the next request is the first to see the new bundle;
+  // requests in flight finish under the bundle they started with.
+  absl::StatusOr<std::optional<std::string>> version = options_.governance->Reload();
+  if (!version.ok()) {
+    LogError("policy bundle not reloaded (", Sv(why), "); still running version ",
+             options_.governance->store().current()->version, ": ", version.status().message());
+  } else if (version->has_value()) {
+    LogError("policy bundle reloaded (", Sv(why), "): now running version ", **version);
+  } else {
+    LogDebug("policy bundle unchanged (", Sv(why), ")");
+  }
+}
+
+io::Task<void> Sidecar::BundleWatch() {
+  // Watch the directory, not the file: editors and deploy tools replace a file by renaming a new
+  // one over it, which a watch on the old inode would never see.
+  const std::string& path = options_.governance->policy_path();
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  UniqueFd fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (!fd.Valid() ||
+      ::inotify_add_watch(fd.Get(), dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+    LogError("cannot watch ", dir, " for policy bundle changes (", ErrnoText(errno),
+             "); send SIGHUP to reload");
+    co_return;
+  }
+  alignas(inotify_event) char buf[4096];
+  while (!finished_) {
+    io::PollOp poll(ring_, fd.Get(), POLLIN);
+    bundle_watch_read_ = &poll;
+    int ready = co_await poll;
+    bundle_watch_read_ = nullptr;
+    if (finished_ || ready == -ECANCELED) {
+      break;
+    }
+    ssize_t n = ::read(fd.Get(), buf, sizeof(buf));
+    if (n <= 0) {
+      continue;
+    }
+    bool ours = false;
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      if (ev->len > 0 && base == ev->name) {
+        ours |= (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) != 0;
+      }
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+    if (ours) {
+      ReloadBundle("file changed");
+    }
   }
 }
 

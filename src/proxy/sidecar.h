@@ -32,6 +32,7 @@
 #include "src/framing/framed_stream.h"
 #include "src/io/ring.h"
 #include "src/jsonrpc/envelope.h"
+#include "src/proxy/governance.h"
 
 namespace mcpmw::proxy {
 
@@ -58,7 +59,11 @@ struct SidecarOptions {
   std::chrono::microseconds busy_poll{50};
   int client_in = 0;
   int client_out = 1;
-  int signal_fd = -1;  // signalfd for SIGINT/SIGTERM, or -1
+  int signal_fd = -1;  // signalfd for SIGINT/SIGTERM (shutdown) and SIGHUP (reload), or -1
+  // Governs client requests (policy, limits, redaction, audit). Null: a plain relay. Borrowed:
+  // must outlive the session. With a policy file, the file is watched (inotify) and reloaded
+  // on change and on SIGHUP.
+  Governance* governance = nullptr;
 };
 
 // Process exit codes of `mcpmw stdio` (documented in the README).
@@ -82,6 +87,7 @@ class Sidecar {
   enum class ServerState { kStarting, kReplaying, kRunning, kBackoff, kGone };
   struct Pending {
     std::string method;
+    std::unique_ptr<Exchange> exchange;  // when governed
   };
 
   io::Task<void> ClientPump();
@@ -95,10 +101,16 @@ class Sidecar {
   io::Task<void> WaitServerPump();
   io::Task<void> ReplayWatchdog(uint64_t generation);
   io::Task<void> StopIfStdoutClosedButAlive(uint64_t generation);
+  io::Task<void> BundleWatch();
+  void ReloadBundle(std::string_view why);
+  // Completes the governed exchange of a client request that ends without the server's answer.
+  void AbandonPending(Pending& pending, int code, std::string_view message);
 
   void HandleClientFrame(const framing::FrameResult& frame);
   void HandleServerFrame(const framing::FrameResult& frame);
   void ForwardToServer(const framing::FrameResult& frame, const jsonrpc::Envelope& env);
+  // The same for a message a stage rewrote.
+  void ForwardRewrittenToServer(std::string message, const jsonrpc::Envelope& env);
   void ReplyToClient(std::string_view id, int code, std::string_view message,
                      std::string_view data_json = {});
   void FailInFlight(int code, std::string_view message, std::string_view data_json);
@@ -133,6 +145,7 @@ class Sidecar {
   io::SleepOp* drain_guard_ = nullptr;
   io::SleepOp* replay_watchdog_ = nullptr;
   io::ReadOp* signal_read_ = nullptr;
+  io::Operation* bundle_watch_read_ = nullptr;
 
   // Client requests awaiting the server's response, by raw id token.
   absl::flat_hash_map<std::string, Pending> client_in_flight_;

@@ -12,7 +12,8 @@
 
 namespace mcpmw::transport {
 
-int RunStdioSidecar(proxy::SidecarOptions options) {
+int RunStdioSidecar(proxy::SidecarOptions options,
+                    std::optional<proxy::GovernanceOptions> governance) {
   if (absl::Status st = io::CheckKernelFeatures(io::ProbeKernelFeatures()); !st.ok()) {
     LogError(st.message());
     return proxy::kExitNoIoUring;
@@ -36,9 +37,32 @@ int RunStdioSidecar(proxy::SidecarOptions options) {
              "); SIGTERM will not shut the server down gracefully");
   }
   options.signal_fd = signal_fd.Get();
+  // After the signal mask: the audit writer thread inherits it.
+  std::unique_ptr<proxy::Governance> governor;
+  if (governance) {
+    absl::StatusOr<std::unique_ptr<proxy::Governance>> g =
+        proxy::Governance::Create(*std::move(governance), SteadyClock::Instance());
+    if (!g.ok()) {
+      LogError(g.status().message());
+      return proxy::kExitUsage;
+    }
+    governor = *std::move(g);
+    options.governance = governor.get();
+    LogDebug("governed: policy bundle version ", governor->store().current()->version);
+  }
   (*ring)->set_busy_poll(options.busy_poll);
-  proxy::Sidecar sidecar(**ring, std::move(options));
-  return (*ring)->RunUntilDone(sidecar.Run());
+  int exit_code = 0;
+  {
+    proxy::Sidecar sidecar(**ring, std::move(options));
+    exit_code = (*ring)->RunUntilDone(sidecar.Run());
+  }
+  if (governor != nullptr) {
+    if (absl::Status s = governor->Close(); !s.ok()) {
+      LogError("governance shutdown: ", s.message());
+      exit_code = exit_code == 0 ? proxy::kExitFailure : exit_code;
+    }
+  }
+  return exit_code;
 }
 
 }  // namespace mcpmw::transport

@@ -6,12 +6,16 @@
 // is an EPIPE result, not a death).
 #pragma once
 
+#include <optional>
+
+#include "src/proxy/governance.h"
 #include "src/proxy/sidecar.h"
 
 namespace mcpmw::transport {
 
 // Runs the sidecar to completion on the calling thread and returns the process exit code.
 // Call from the main thread: children are tied to it by PR_SET_PDEATHSIG.
-int RunStdioSidecar(proxy::SidecarOptions options);
+int RunStdioSidecar(proxy::SidecarOptions options,
+                    std::optional<proxy::GovernanceOptions> governance = std::nullopt);
 
 }  // namespace mcpmw::transport

@@ -1,0 +1,30 @@
+#include "src/app/policy_check.h"
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/log.h"
+#include "src/common/strings.h"
+#include "src/policy/bundle.h"
+
+namespace mcpmw::app {
+
+int RunPolicyCheck(const Command& cmd) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::LoadBundleFile(cmd.policy_file);
+  if (!bundle.ok()) {
+    LogError("INVALID: ", bundle.status().message());
+    return 1;
+  }
+  const policy::Bundle& b = **bundle;
+  size_t redaction = (b.request_redactor != nullptr) + (b.response_redactor != nullptr);
+  std::string line = absl::StrCat(
+      "OK: ", cmd.policy_file, ": bundle ", b.version, " (", Sv(policy::ModeName(b.mode)), "), ",
+      b.policy_rules.size(), " policy rules, ", b.tool_catalog.size(), " catalog tools, ",
+      b.rate_rules.size(), " rate limits, redaction in ", redaction, " direction(s), sha256 ",
+      b.sha256.substr(0, 12), "\n");
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  return 0;
+}
+
+}  // namespace mcpmw::app

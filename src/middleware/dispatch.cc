@@ -1,0 +1,45 @@
+#include "src/middleware/dispatch.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/common/strings.h"
+
+namespace mcpmw::middleware {
+
+Verdict DispatchStage::OnRequest(MessageContext& ctx) {
+  ctx.dispatched = true;
+  ctx.request_bytes = ctx.current().size();
+  ctx.decisions.push_back(
+      {.stage = name(), .status = "allow", .reason_code = "dispatch:dispatched"});
+  return Verdict::Continue();
+}
+
+Verdict DispatchStage::OnResponse(MessageContext& ctx) {
+  ctx.upstream_error = ctx.envelope->kind == jsonrpc::MessageKind::kErrorResponse;
+  ctx.response_bytes = ctx.payload.size();
+  ctx.finished = clock_.Now();
+  return Verdict::Continue();
+}
+
+void DispatchStage::OnComplete(MessageContext& ctx) {
+  if (ctx.finished == TimePoint{}) {
+    ctx.finished = clock_.Now();
+  }
+  if (ctx.dispatched) {
+    return;
+  }
+  // The blocking stage is the last enforced deny recorded before dispatch.
+  for (auto it = ctx.decisions.rbegin(); it != ctx.decisions.rend(); ++it) {
+    if (it->status == "deny" && it->enforced) {
+      ctx.blocked_by = it->stage;
+      break;
+    }
+  }
+  ctx.decisions.push_back(
+      {.stage = name(),
+       .status = "deny",
+       .reason_code = ctx.blocked_by.empty() ? std::string("dispatch:not-dispatched")
+                                             : absl::StrCat("dispatch:blocked-by-",
+                                                            Sv(ctx.blocked_by))});
+}
+
+}  // namespace mcpmw::middleware

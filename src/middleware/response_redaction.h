@@ -1,0 +1,28 @@
+// mcpmw middleware: the `response_redaction` stage.
+//
+// Runs the bundle's response-direction redaction rules over the `result` of responses to
+// tools/call, resources/read and prompts/get — so `content[].text`, `structuredContent`,
+// resource `contents[].text` and prompt messages are all covered — and returns the rewritten
+// response: the client never sees what was redacted. A result that is not valid JSON cannot be
+// checked and is replaced by an error for its request (-32014), never passed through.
+#pragma once
+
+#include "src/middleware/stage.h"
+
+namespace mcpmw::middleware {
+
+class ResponseRedactionStage final : public Stage {
+ public:
+  explicit ResponseRedactionStage(const policy::Bundle& bundle) : bundle_(bundle) {}
+
+  std::string_view name() const override { return "response_redaction"; }
+  FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kUpstreamResult}); }
+  FactSet writes() const override { return Facts({Fact::kResponseRewrite}); }
+
+  Verdict OnResponse(MessageContext& ctx) override;
+
+ private:
+  const policy::Bundle& bundle_;
+};
+
+}  // namespace mcpmw::middleware

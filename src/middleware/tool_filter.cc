@@ -1,0 +1,134 @@
+#include "src/middleware/tool_filter.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "simdjson.h"
+#include "src/common/strings.h"
+#include "src/middleware/message_edit.h"
+
+namespace mcpmw::middleware {
+
+std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
+                                                std::string_view tool) const {
+  const policy::ToolEntry* entry = nullptr;
+  for (const policy::ToolEntry& e : bundle_.tool_catalog) {
+    if (e.tool_name == tool && (e.server_id.empty() || e.server_id == ctx.server_id)) {
+      entry = &e;
+      break;
+    }
+  }
+  if (entry == nullptr) {
+    if (bundle_.hide_uncataloged_tools) {
+      return "tool-uncataloged";
+    }
+  } else {
+    if (entry->visibility == policy::Visibility::kPrivate) {
+      return "tool-private";
+    }
+    for (const std::string& required : entry->scope_requirements) {
+      if (!std::binary_search(ctx.principal.scopes.begin(), ctx.principal.scopes.end(),
+                              required)) {
+        return "missing-scope";
+      }
+    }
+  }
+  bool any_deny = std::any_of(bundle_.policy_rules.begin(), bundle_.policy_rules.end(),
+                              [](const policy::PolicyRule& r) {
+                                return r.status == policy::RuleStatus::kDeny;
+                              });
+  if (any_deny) {
+    policy::EvalContext ec;
+    ec.method = "tools/call";
+    ec.tool_name = tool;
+    ec.tool_server = ctx.server_id;
+    ec.tenant = ctx.principal.tenant;
+    ec.user = ctx.principal.user;
+    ec.agent = ctx.principal.agent;
+    ec.roles = ctx.principal.roles;
+    ec.scopes = ctx.principal.scopes;
+    for (const policy::PolicyRule& rule : bundle_.policy_rules) {
+      if (rule.status == policy::RuleStatus::kDeny && rule.condition.Evaluate(ec)) {
+        return "policy-deny";
+      }
+    }
+  }
+  return {};
+}
+
+Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
+  if (ctx.method != "tools/call") {
+    return Verdict::Continue();
+  }
+  std::string_view reason = HiddenBecause(ctx, ctx.tool_name);
+  if (reason.empty()) {
+    ctx.decisions.push_back(
+        {.stage = name(), .status = "allow", .reason_code = "tool-filter:allowed"});
+    return Verdict::Continue();
+  }
+  std::string id = ctx.DecisionId("tool_filter");
+  ctx.decisions.push_back(
+      {.stage = name(), .status = "deny", .reason_code = std::string(reason), .decision_id = id});
+  // The message does not confirm the tool exists: a hidden tool looks like an unknown one.
+  return Verdict::Reject(kCodeToolHidden,
+                         absl::StrCat("Tool \"", ctx.tool_name, "\" is not available to you."),
+                         ErrorData("tool_filter", reason, id));
+}
+
+Verdict ToolFilterStage::OnResponse(MessageContext& ctx) {
+  if (ctx.method != "tools/list" || ctx.envelope->kind != jsonrpc::MessageKind::kResponse) {
+    return Verdict::Continue();
+  }
+  bool padded = !ctx.rewritten.has_value();
+  std::string_view message = ctx.current();
+  absl::StatusOr<std::optional<std::string_view>> tools =
+      FindMember(message, {"result", "tools"}, padded);
+  if (!tools.ok() || !tools->has_value()) {
+    return Verdict::Continue();
+  }
+  // Walk the array once; keep each visible tool's original bytes.
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string copy(**tools);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::array arr;
+  if (parser.iterate(copy).get(doc) != simdjson::SUCCESS ||
+      doc.get_array().get(arr) != simdjson::SUCCESS) {
+    return Verdict::Continue();
+  }
+  std::string kept = "[";
+  size_t hidden = 0;
+  for (auto item : arr) {
+    simdjson::ondemand::object tool;
+    std::string_view raw;
+    if (item.get_object().get(tool) != simdjson::SUCCESS) {
+      return Verdict::Continue();
+    }
+    std::string_view tool_name;
+    if (tool.find_field_unordered("name").get_string().get(tool_name) != simdjson::SUCCESS) {
+      return Verdict::Continue();
+    }
+    std::string name_copy(tool_name);
+    tool.reset();
+    if (tool.raw_json().get(raw) != simdjson::SUCCESS) {
+      return Verdict::Continue();
+    }
+    if (!HiddenBecause(ctx, name_copy).empty()) {
+      ++hidden;
+      continue;
+    }
+    if (kept.size() > 1) {
+      kept.push_back(',');
+    }
+    kept.append(raw);
+  }
+  kept.push_back(']');
+  ctx.decisions.push_back({.stage = name(),
+                           .status = hidden == 0 ? "allow" : "transform",
+                           .reason_code = absl::StrCat("tool-filter:hidden-", hidden)});
+  if (hidden > 0) {
+    ctx.rewritten = Splice(message, **tools, kept);
+  }
+  return Verdict::Continue();
+}
+
+}  // namespace mcpmw::middleware

@@ -1,0 +1,82 @@
+#include "src/middleware/trace.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "src/common/strings.h"
+
+namespace mcpmw::middleware {
+namespace {
+
+constexpr std::string_view kKnownMethods[] = {
+    "initialize",          "ping",
+    "tools/list",          "tools/call",
+    "resources/list",      "resources/templates/list",
+    "resources/read",      "resources/subscribe",
+    "resources/unsubscribe", "prompts/list",
+    "prompts/get",         "completion/complete",
+    "logging/setLevel",    "tasks/get",
+    "tasks/list",          "tasks/cancel",
+    "tasks/result",
+};
+
+std::string_view MethodLabel(std::string_view method) {
+  return std::find(std::begin(kKnownMethods), std::end(kKnownMethods), method) !=
+                 std::end(kKnownMethods)
+             ? method
+             : "other";
+}
+
+}  // namespace
+
+std::string_view ExchangeOutcome(const MessageContext& ctx) {
+  bool rejected = ctx.outcome.kind == Verdict::Kind::kReject;
+  if (rejected && !ctx.dispatched) {
+    return "blocked";
+  }
+  return rejected || ctx.upstream_error ? "errored" : "served";
+}
+
+TraceStage::MethodSeries& TraceStage::For(std::string_view method) {
+  std::string_view label = MethodLabel(method);
+  auto it = by_method_.find(Sv(label));
+  if (it != by_method_.end()) {
+    return it->second;
+  }
+  MethodSeries s;
+  s.served = &metrics_->counter("mcpmw_requests_total", {{"method", label}, {"outcome", "served"}});
+  s.blocked =
+      &metrics_->counter("mcpmw_requests_total", {{"method", label}, {"outcome", "blocked"}});
+  s.errored =
+      &metrics_->counter("mcpmw_requests_total", {{"method", label}, {"outcome", "errored"}});
+  s.latency = &metrics_->histogram("mcpmw_request_latency_us", {{"method", label}});
+  return by_method_.emplace(std::string(label), s).first->second;
+}
+
+void TraceStage::OnComplete(MessageContext& ctx) {
+  if (metrics_ == nullptr) {
+    return;
+  }
+  MethodSeries& s = For(ctx.method);
+  std::string_view outcome = ExchangeOutcome(ctx);
+  (outcome == "served" ? s.served : outcome == "blocked" ? s.blocked : s.errored)->Increment();
+  if (ctx.finished > ctx.started) {
+    s.latency->Observe(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started)
+            .count()));
+  }
+  for (const Decision& d : ctx.decisions) {
+    std::string key = absl::StrCat(Sv(d.stage), "|", d.status, "|", d.enforced ? "1" : "0");
+    auto it = decisions_.find(key);
+    if (it == decisions_.end()) {
+      telemetry::Counter* c = &metrics_->counter(
+          "mcpmw_decisions_total",
+          {{"stage", d.stage}, {"status", d.status}, {"enforced", d.enforced ? "true" : "false"}});
+      it = decisions_.emplace(std::move(key), c).first;
+    }
+    it->second->Increment();
+  }
+}
+
+}  // namespace mcpmw::middleware
