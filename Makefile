@@ -45,6 +45,7 @@ build: configure-release
 demo: configure-release
 	cmake --build --preset release -j $(JOBS) --target mcpmw
 	MCPMW_BIN=$(CURDIR)/build/release/src/app/mcpmw node demo/client.mjs
+	MCPMW_BIN=$(CURDIR)/build/release/src/app/mcpmw node demo/scenarios.mjs
 
 test-release: deps configure-release
 	cmake --build --preset release -j $(JOBS)

@@ -70,6 +70,7 @@ echo '```'
 echo
 "$BENCH_DIR/envelope_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
 [[ -x $BENCH_DIR/redaction_bench ]] && echo && "$BENCH_DIR/redaction_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
+[[ -x $BENCH_DIR/chain_bench ]] && echo && "$BENCH_DIR/chain_bench" --benchmark_min_time="$MIN_TIME" 2>&1 | grep -E '^(BM_|-|Benchmark)'
 echo '```'
 echo
 
@@ -89,9 +90,19 @@ median() {
 # mcpmw-nopoll: the same sidecar with --busy-poll-us 0, sleeping in the kernel as soon as it is
 # idle (the default polls 50 µs after each burst). The bars are judged on plain `mcpmw`, the
 # default configuration.
-CONFIGS=(direct relay mcpmw mcpmw-nopoll)
+# mcpmw-governed: the full eleven-stage chain (bench/governed_bundle.json: identity, policy
+# rules with expressions, catalog, two rate limits, path and detector redaction both ways,
+# pricing) and a signed audit log, one record per request, written by the audit thread.
+CONFIGS=(direct relay mcpmw mcpmw-nopoll mcpmw-governed)
+AUDIT_DIR=$(mktemp -d)
+trap 'rm -rf "$AUDIT_DIR"' EXIT
+head -c 32 /dev/urandom >"$AUDIT_DIR/key"
 command_for() {
   case $1 in
+    mcpmw-governed)
+      echo "$MCPMW stdio --policy bench/governed_bundle.json --audit-log $AUDIT_DIR/audit.jsonl" \
+        "--audit-key $AUDIT_DIR/key --allow-prefix $(dirname "$ECHO") -- $ECHO"
+      ;;
     direct) echo "$ECHO" ;;
     relay) echo "$RELAY -- $ECHO" ;;
     mcpmw) echo "$MCPMW stdio --allow-prefix $(dirname "$ECHO") -- $ECHO" ;;
@@ -115,6 +126,7 @@ for w in 1 32; do
       fi
       [[ -n ${FAILURES["$config $w"]:-} ]] && continue
       err=$(mktemp)
+      rm -f "$AUDIT_DIR/audit.jsonl"  # each governed run starts a fresh log
       # shellcheck disable=SC2046 # the command is a word list by design
       out=$("${PIN[@]}" "$LOAD" --window "$w" --messages "$messages" --warmup "$warmup" \
         --payload-bytes "$PAYLOAD_BYTES" --json -- $(command_for "$config") 2>"$err")
@@ -179,6 +191,8 @@ else
     "$(raw_ratio "$(med mcpmw 32 msgs_per_s)" "$(med relay 32 msgs_per_s)")" 0.8 ">="
   verdict "mcpmw p50 vs relay at W=1" \
     "$(raw_ratio "$(med mcpmw 1 p50_us)" "$(med relay 1 p50_us)")" 1.25 "<="
+  verdict "mcpmw-governed (full chain + audit) throughput vs relay at W=32" \
+    "$(raw_ratio "$(med mcpmw-governed 32 msgs_per_s)" "$(med relay 32 msgs_per_s)")" 0.8 ">="
 fi
 if ((${#NOTES[@]} > 0)); then
   echo

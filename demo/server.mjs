@@ -3,13 +3,26 @@
 // stdio transport), with protocol version negotiation and four small tools. Logs go to stderr.
 //
 // Tools:
-//   echo.uppercase {text}   → the text upper-cased
+//   echo.uppercase {text}   → the text upper-cased (so what the server received is visible:
+//                             a redacted argument comes back as its upper-cased marker)
 //   math.add {a, b}         → a + b
 //   text.reverse {text}     → the text reversed (by code point)
 //   clock.sleep {ms}        → sleeps ms (≤ 60000), sending notifications/progress every 100 ms
 //                             when the request carries _meta.progressToken
+//
+// With `--governance` (demo/scenarios.mjs), eight more tools for the policy scenarios; they are
+// off by default so the plain demo keeps its four tools:
+//   customer.lookup {customerId}  → a fake customer record (e-mail, US SSN, phone, a Luhn-valid
+//                                   test card number) as text content AND structuredContent
+//   customer.list {}              → customer ids
+//   customer.create {name, email?} → the new customer's id
+//   customer.delete {customerId}  → "deleted <id>"
+//   customer.export {format?}     → every record as CSV text
+//   file.write {path, content}    → "wrote N bytes to <path>" (in memory only)
+//   file.delete {path}            → "deleted <path>" (in memory only)
 // Errors: unknown tool or bad arguments → -32602; unknown method → -32601. Lines that are not
 // JSON are logged and ignored. Exits 0 on stdin EOF.
+import { Buffer } from 'node:buffer';
 import process from 'node:process';
 
 const SUPPORTED_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];
@@ -58,6 +71,73 @@ const TOOLS = [
     },
   },
 ];
+
+const GOVERNANCE = process.argv.slice(2).includes('--governance');
+
+const objectSchema = (properties, required = []) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const GOVERNANCE_TOOLS = [
+  {
+    name: 'customer.lookup',
+    description: 'Look up one customer record (contains personal data)',
+    inputSchema: objectSchema({ customerId: { type: 'string' } }, ['customerId']),
+  },
+  { name: 'customer.list', description: 'List customer ids', inputSchema: objectSchema({}) },
+  {
+    name: 'customer.create',
+    description: 'Create a customer',
+    inputSchema: objectSchema({ name: { type: 'string' }, email: { type: 'string' } }, ['name']),
+  },
+  {
+    name: 'customer.delete',
+    description: 'Delete a customer',
+    inputSchema: objectSchema({ customerId: { type: 'string' } }, ['customerId']),
+  },
+  {
+    name: 'customer.export',
+    description: 'Export every customer record as CSV',
+    inputSchema: objectSchema({ format: { type: 'string', enum: ['csv'] } }),
+  },
+  {
+    name: 'file.write',
+    description: 'Write a file (in memory)',
+    inputSchema: objectSchema({ path: { type: 'string' }, content: { type: 'string' } },
+      ['path', 'content']),
+  },
+  {
+    name: 'file.delete',
+    description: 'Delete a file (in memory)',
+    inputSchema: objectSchema({ path: { type: 'string' } }, ['path']),
+  },
+];
+if (GOVERNANCE) TOOLS.push(...GOVERNANCE_TOOLS);
+
+// Fake data only: example.com addresses, a 555 phone number, the well-known Visa test card.
+const customers = new Map([
+  ['cust-123', {
+    customerId: 'cust-123',
+    name: 'Jane Doe',
+    email: 'jane.doe@example.com',
+    ssn: '123-45-6789',
+    phone: '555-123-4567',
+    card: '4111 1111 1111 1111',
+  }],
+  ['cust-456', {
+    customerId: 'cust-456',
+    name: 'John Roe',
+    email: 'john.roe@example.org',
+    ssn: '234-56-7890',
+    phone: '555-987-6543',
+    card: '5555 5555 5555 4444',
+  }],
+]);
+const files = new Map();
+let nextCustomer = 1000;
 
 const log = (msg) => process.stderr.write(`[demo-server] ${msg}\n`);
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -119,6 +199,51 @@ function callTool(id, params) {
       }, ms);
       sleeping.set(key, { timer, interval });
       return undefined;
+    }
+    default:
+      if (GOVERNANCE) return callGovernanceTool(id, name, args);
+      return error(id, -32602, `Unknown tool: ${name}`);
+  }
+}
+
+function callGovernanceTool(id, name, args) {
+  switch (name) {
+    case 'customer.lookup': {
+      const customerId = requireString(args, 'customerId');
+      const record = customers.get(customerId);
+      if (!record) throw new InvalidParams(`Unknown customer: ${customerId}`);
+      const text = `Customer ${record.customerId}: ${record.name}, email ${record.email}, ` +
+        `SSN ${record.ssn}, phone ${record.phone}, card ${record.card}`;
+      return result(id, { ...textResult(text), structuredContent: { ...record } });
+    }
+    case 'customer.list':
+      return result(id, textResult([...customers.keys()].join(', ')));
+    case 'customer.create': {
+      const customerId = `cust-${nextCustomer++}`;
+      const email = args.email === undefined ? '' : requireString(args, 'email');
+      customers.set(customerId, { customerId, name: requireString(args, 'name'), email });
+      return result(id, textResult(`created ${customerId}`));
+    }
+    case 'customer.delete': {
+      const customerId = requireString(args, 'customerId');
+      if (!customers.delete(customerId)) throw new InvalidParams(`Unknown customer: ${customerId}`);
+      return result(id, textResult(`deleted ${customerId}`));
+    }
+    case 'customer.export': {
+      const rows = [...customers.values()].map((c) =>
+        [c.customerId, c.name, c.email, c.ssn ?? '', c.phone ?? '', c.card ?? ''].join(','));
+      return result(id, textResult(['customerId,name,email,ssn,phone,card', ...rows].join('\n')));
+    }
+    case 'file.write': {
+      const file = requireString(args, 'path');
+      const content = requireString(args, 'content');
+      files.set(file, content);
+      return result(id, textResult(`wrote ${Buffer.byteLength(content)} bytes to ${file}`));
+    }
+    case 'file.delete': {
+      const file = requireString(args, 'path');
+      files.delete(file);
+      return result(id, textResult(`deleted ${file}`));
     }
     default:
       return error(id, -32602, `Unknown tool: ${name}`);

@@ -23,6 +23,10 @@ Usage:
   mcpmw audit verify FILE --key KEYFILE     check an audit log's hash chain and signatures;
                                             names the first edited, deleted, reordered or
                                             truncated record (exit 0 intact, 1 not)
+  mcpmw eval FILE [--json]                  run the prototype's offline pipeline on one
+                                            invocation document (- reads stdin) and print its
+                                            12-line summary, or the full report as JSON
+                                            (exit 0 served, 1 blocked, 2 unreadable input)
   mcpmw --help                              this text
   mcpmw --version                           the version
 
@@ -215,11 +219,16 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
   };
   proxy::GovernanceOptions& g = cmd.governance;
   StringFlag strings[] = {
-      {"--policy", &g.policy_path},        {"--policy-file", &g.policy_path},
-      {"-p", &g.policy_path},              {"--tenant", &g.claimed.tenant},
-      {"--user", &g.claimed.user},         {"--agent", &g.claimed.agent},
-      {"--server-id", &g.server_id},       {"--audit-log", &g.audit_path},
-      {"--audit-key", &g.audit_key_path},  {"--metrics-file", &g.metrics_path},
+      {"--policy", &g.policy_path},
+      {"--policy-file", &g.policy_path},
+      {"-p", &g.policy_path},
+      {"--tenant", &g.claimed.tenant},
+      {"--user", &g.claimed.user},
+      {"--agent", &g.claimed.agent},
+      {"--server-id", &g.server_id},
+      {"--audit-log", &g.audit_path},
+      {"--audit-key", &g.audit_key_path},
+      {"--metrics-file", &g.metrics_path},
   };
   for (const StringFlag& f : strings) {
     took = p.Take(f.name, &v);
@@ -235,8 +244,8 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
       return true;
     }
   }
-  for (auto [name, target] : {std::pair{"--roles", &g.claimed.roles},
-                              std::pair{"--scopes", &g.claimed.scopes}}) {
+  for (auto [name, target] :
+       {std::pair{"--roles", &g.claimed.roles}, std::pair{"--scopes", &g.claimed.scopes}}) {
     took = p.Take(name, &v);
     if (!took.ok()) {
       return took.status();
@@ -258,8 +267,7 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
       } else if (v == "batch") {
         g.audit_fsync = Fsync::kPerBatch;
       } else {
-        return Usage(
-            absl::StrCat("--audit-fsync is never, segment or batch, not `", Sv(v), "`"));
+        return Usage(absl::StrCat("--audit-fsync is never, segment or batch, not `", Sv(v), "`"));
       }
     }
     return took;
@@ -388,10 +396,9 @@ absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
       if (arg.size() > 1 && arg[0] == '-') {
         return Usage(absl::StrCat("unknown option `", Sv(arg), "`"));
       }
-      return Usage(absl::StrCat(
-          "`", Sv(arg),
-          "` looks like the prototype's file mode, which this build does not have yet; "
-          "for the sidecar use: mcpmw stdio -- CMD [ARGS...]"));
+      return Usage(absl::StrCat("`", Sv(arg),
+                                "` looks like the prototype's file mode: use mcpmw eval FILE; "
+                                "for the sidecar use: mcpmw stdio -- CMD [ARGS...]"));
     }
   }
   if (!stdio) {
@@ -472,7 +479,12 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   if (verb == "policy") {
     return ParsePolicyVerb(args);
   }
-  if (verb == "serve" || verb == "eval" || verb == "demo") {
+  if (verb == "eval") {
+    Command cmd{.verb = Verb::kEval};
+    cmd.eval_args.assign(args.begin() + 2, args.end());
+    return cmd;
+  }
+  if (verb == "serve" || verb == "demo") {
     return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));
   }
   return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));

@@ -18,7 +18,7 @@ namespace mcpmw::app {
 
 inline constexpr std::string_view kVersion = "0.1.0";
 
-enum class Verb { kHelp, kVersion, kStdio, kAuditVerify, kPolicyCheck };
+enum class Verb { kHelp, kVersion, kStdio, kAuditVerify, kPolicyCheck, kEval };
 
 struct Command {
   Verb verb = Verb::kHelp;
@@ -36,6 +36,8 @@ struct Command {
   // kAuditVerify: the log and the key file (HMAC key, or an Ed25519 PEM).
   std::string audit_file;
   std::string key_file;
+  // kEval: the words after `eval` (FILE, --json), checked by RunEval.
+  std::vector<std::string> eval_args;
   // Notes for the operator (a value that was clamped), printed before starting.
   std::vector<std::string> warnings;
 };

@@ -10,8 +10,9 @@
 #include "absl/strings/str_join.h"
 #include "pool/governor.h"
 #include "src/app/audit_verify.h"
-#include "src/app/policy_check.h"
 #include "src/app/cli.h"
+#include "src/app/eval_command.h"
+#include "src/app/policy_check.h"
 #include "src/common/log.h"
 #include "src/common/strings.h"
 #include "src/transport/stdio/stdio_sidecar.h"
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
       return mcpmw::app::RunAuditVerify(*cmd);
     case mcpmw::app::Verb::kPolicyCheck:
       return mcpmw::app::RunPolicyCheck(*cmd);
+    case mcpmw::app::Verb::kEval:
+      return mcpmw::app::RunEval(
+          std::vector<std::string_view>(cmd->eval_args.begin(), cmd->eval_args.end()), stdout,
+          stderr);
     case mcpmw::app::Verb::kStdio:
       break;
   }

@@ -20,9 +20,9 @@
 namespace mcpmw::middleware {
 
 struct ChainDeps {
-  std::string session_id;           // prefixes invocation ids
-  uint64_t* sequence = nullptr;     // the next invocation number; shared across reloads
-  const Clock* clock = nullptr;     // rate windows, latencies
+  std::string session_id;        // prefixes invocation ids
+  uint64_t* sequence = nullptr;  // the next invocation number; shared across reloads
+  const Clock* clock = nullptr;  // rate windows, latencies
   RateLimitState* rate_state = nullptr;
   telemetry::Metrics* metrics = nullptr;  // may be null
   ReportSink report;                      // may be empty: no reports

@@ -1,5 +1,8 @@
 #include "src/middleware/cost.h"
 
+#include "absl/strings/str_cat.h"
+#include "src/common/strings.h"
+
 namespace mcpmw::middleware {
 namespace {
 
@@ -50,34 +53,64 @@ void CostStage::OnComplete(MessageContext& ctx) {
   CostRecord& cost = ctx.cost;
   cost.input_tokens = EstimateTokens(ctx.request_bytes);
   cost.output_tokens = ctx.dispatched ? EstimateTokens(ctx.response_bytes) : 0;
-  cost.usd = (ctx.dispatched ? price.request_base_fee_usd : 0.0) +
-             static_cast<double>(cost.input_tokens) * price.input_token_price_usd +
-             static_cast<double>(cost.output_tokens) * price.output_token_price_usd;
+  // A call that never reached the server cost nothing upstream.
+  cost.usd = ctx.dispatched
+                 ? price.request_base_fee_usd +
+                       static_cast<double>(cost.input_tokens) * price.input_token_price_usd +
+                       static_cast<double>(cost.output_tokens) * price.output_token_price_usd
+                 : 0.0;
   if (metrics_ != nullptr) {
     Record(ctx);
   }
 }
 
-void CostStage::Record(const MessageContext& ctx) {
+CostStage::Series& CostStage::SeriesFor(const MessageContext& ctx) {
   std::string_view tenant = ctx.principal.tenant;
   std::string_view user = ctx.principal.user;
   std::string_view tool = ctx.tool_name;
-  const CostRecord& cost = ctx.cost;
-  telemetry::Metrics& m = *metrics_;
-  m.sum("mcpmw_cost_usd_total", {{"tenant", tenant}}).Add(cost.usd);
-  m.sum("mcpmw_cost_usd_by_user_total", {{"tenant", tenant}, {"user", user}}).Add(cost.usd);
-  m.sum("mcpmw_cost_usd_by_tool_total", {{"tool", tool}}).Add(cost.usd);
-  for (auto [direction, tokens] : {std::pair{std::string_view("input"), cost.input_tokens},
-                                   std::pair{std::string_view("output"), cost.output_tokens}}) {
-    m.counter("mcpmw_tokens_total", {{"tenant", tenant}, {"direction", direction}}).Add(tokens);
-    m.counter("mcpmw_tokens_by_user_total",
-              {{"tenant", tenant}, {"user", user}, {"direction", direction}})
-        .Add(tokens);
-    m.counter("mcpmw_tokens_by_tool_total", {{"tool", tool}, {"direction", direction}}).Add(tokens);
+  key_scratch_.clear();
+  key_scratch_.append(tenant).push_back('\0');
+  key_scratch_.append(user).push_back('\0');
+  key_scratch_.append(tool);
+  if (auto it = series_.find(key_scratch_); it != series_.end()) {
+    return it->second;
   }
-  m.counter("mcpmw_metered_calls_total",
-            {{"tenant", tenant}, {"tool", tool}, {"dispatched", ctx.dispatched ? "true" : "false"}})
-      .Increment();
+  if (series_.size() >= kMaxCachedSeries) {
+    series_.clear();  // the registry keeps the series; only the shortcuts are dropped
+  }
+  telemetry::Metrics& m = *metrics_;
+  Series s;
+  s.usd_tenant = &m.sum("mcpmw_cost_usd_total", {{"tenant", tenant}});
+  s.usd_user = &m.sum("mcpmw_cost_usd_by_user_total", {{"tenant", tenant}, {"user", user}});
+  s.usd_tool = &m.sum("mcpmw_cost_usd_by_tool_total", {{"tool", tool}});
+  for (int d = 0; d < 2; ++d) {
+    std::string_view direction = d == 0 ? "input" : "output";
+    s.tokens[d][0] =
+        &m.counter("mcpmw_tokens_total", {{"tenant", tenant}, {"direction", direction}});
+    s.tokens[d][1] = &m.counter("mcpmw_tokens_by_user_total",
+                                {{"tenant", tenant}, {"user", user}, {"direction", direction}});
+    s.tokens[d][2] =
+        &m.counter("mcpmw_tokens_by_tool_total", {{"tool", tool}, {"direction", direction}});
+    s.calls[d] =
+        &m.counter("mcpmw_metered_calls_total",
+                   {{"tenant", tenant}, {"tool", tool}, {"dispatched", d == 1 ? "true" : "false"}});
+  }
+  return series_.emplace(key_scratch_, s).first->second;
+}
+
+void CostStage::Record(const MessageContext& ctx) {
+  Series& s = SeriesFor(ctx);
+  const CostRecord& cost = ctx.cost;
+  s.usd_tenant->Add(cost.usd);
+  s.usd_user->Add(cost.usd);
+  s.usd_tool->Add(cost.usd);
+  for (int d = 0; d < 2; ++d) {
+    uint64_t tokens = d == 0 ? cost.input_tokens : cost.output_tokens;
+    for (telemetry::Counter* c : s.tokens[d]) {
+      c->Add(tokens);
+    }
+  }
+  s.calls[ctx.dispatched ? 1 : 0]->Increment();
 }
 
 }  // namespace mcpmw::middleware

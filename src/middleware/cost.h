@@ -29,7 +29,9 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "src/middleware/stage.h"
 #include "src/telemetry/metrics.h"
 
@@ -53,10 +55,22 @@ class CostStage final : public Stage {
   void OnComplete(MessageContext& ctx) override;
 
  private:
+  // The series one (tenant, user, tool) updates, looked up once and cached.
+  struct Series {
+    telemetry::Sum* usd_tenant = nullptr;
+    telemetry::Sum* usd_user = nullptr;
+    telemetry::Sum* usd_tool = nullptr;
+    telemetry::Counter* tokens[2][3] = {};  // [input|output][total|by user|by tool]
+    telemetry::Counter* calls[2] = {};      // [blocked|dispatched]
+  };
+  static constexpr size_t kMaxCachedSeries = 4096;
+  Series& SeriesFor(const MessageContext& ctx);
   void Record(const MessageContext& ctx);
 
   const policy::Bundle& bundle_;
   telemetry::Metrics* metrics_;
+  absl::flat_hash_map<std::string, Series> series_;
+  std::string key_scratch_;
 };
 
 }  // namespace mcpmw::middleware

@@ -37,9 +37,9 @@ void DispatchStage::OnComplete(MessageContext& ctx) {
   ctx.decisions.push_back(
       {.stage = name(),
        .status = "deny",
-       .reason_code = ctx.blocked_by.empty() ? std::string("dispatch:not-dispatched")
-                                             : absl::StrCat("dispatch:blocked-by-",
-                                                            Sv(ctx.blocked_by))});
+       .reason_code = ctx.blocked_by.empty()
+                          ? std::string("dispatch:not-dispatched")
+                          : absl::StrCat("dispatch:blocked-by-", Sv(ctx.blocked_by))});
 }
 
 }  // namespace mcpmw::middleware

@@ -8,9 +8,9 @@
 namespace mcpmw::middleware {
 namespace {
 
-absl::StatusOr<std::optional<std::string_view>> Find(
-    simdjson::ondemand::parser& parser, simdjson::padded_string_view view,
-    std::initializer_list<std::string_view> path) {
+absl::StatusOr<std::optional<std::string_view>> Find(simdjson::ondemand::parser& parser,
+                                                     simdjson::padded_string_view view,
+                                                     std::initializer_list<std::string_view> path) {
   simdjson::ondemand::document doc;
   simdjson::ondemand::object obj;
   if (parser.iterate(view).get(doc) != simdjson::SUCCESS ||
@@ -68,8 +68,9 @@ absl::StatusOr<std::optional<std::string_view>> FindMember(
     std::string_view json, std::initializer_list<std::string_view> path, bool padded) {
   thread_local simdjson::ondemand::parser parser;
   if (padded) {
-    return Find(parser, simdjson::padded_string_view(json.data(), json.size(),
-                                                     json.size() + simdjson::SIMDJSON_PADDING),
+    return Find(parser,
+                simdjson::padded_string_view(json.data(), json.size(),
+                                             json.size() + simdjson::SIMDJSON_PADDING),
                 path);
   }
   // A padded copy; views into it are translated back to `json`.

@@ -14,10 +14,8 @@ Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
   if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.method == "tools/call" &&
       ctx.tool_name.empty()) {
     std::string id = ctx.DecisionId("normalize");
-    ctx.decisions.push_back({.stage = name(),
-                             .status = "deny",
-                             .reason_code = "invalid-tool-call",
-                             .decision_id = id});
+    ctx.decisions.push_back(
+        {.stage = name(), .status = "deny", .reason_code = "invalid-tool-call", .decision_id = id});
     return Verdict::Reject(jsonrpc::kInvalidParams,
                            "tools/call needs params.name, the name of the tool to call.",
                            ErrorData("normalize", "invalid-tool-call", id));

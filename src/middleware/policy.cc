@@ -197,7 +197,7 @@ Verdict PolicyStage::OnRequest(MessageContext& ctx) {
         break;
     }
   }
-  const policy::PolicyRule* decisive = first_deny       ? first_deny
+  const policy::PolicyRule* decisive = first_deny        ? first_deny
                                        : first_transform ? first_transform
                                        : first_observe   ? first_observe
                                                          : first_allow;

@@ -34,9 +34,7 @@ class PolicyStage final : public Stage {
 
   std::string_view name() const override { return "policy"; }
   FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kPrincipal}); }
-  FactSet writes() const override {
-    return Facts({Fact::kPolicyDecision, Fact::kRequestRewrite});
-  }
+  FactSet writes() const override { return Facts({Fact::kPolicyDecision, Fact::kRequestRewrite}); }
 
   Verdict OnRequest(MessageContext& ctx) override;
 

@@ -1,7 +1,7 @@
 #include "src/middleware/report.h"
 
+#include <charconv>
 #include <chrono>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/strings.h"
@@ -66,7 +66,13 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
     Str("stage", d.stage, &out);
     Str("status", d.status, &out);
     Str("reasonCode", d.reason_code, &out);
-    Str("decisionId", d.decision_id.empty() ? ctx.DecisionId(d.stage) : d.decision_id, &out);
+    if (d.decision_id.empty()) {
+      // "<invocation>:<stage>" without building the string: both parts need no escaping
+      // (the session id is hex, the stage names are fixed identifiers).
+      absl::StrAppend(&out, "\"decisionId\":\"", ctx.invocation_id, ":", Sv(d.stage), "\",");
+    } else {
+      Str("decisionId", d.decision_id, &out);
+    }
     absl::StrAppend(&out, "\"enforced\":", d.enforced ? "true" : "false", "},");
   }
   if (out.back() == ',') {
@@ -94,9 +100,11 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
   }
   out += "],";
   char usd[32];
-  std::snprintf(usd, sizeof(usd), "%.10g", ctx.cost.usd);
-  absl::StrAppend(&out, "\"cost\":{\"usd\":", usd, ",\"inputTokens\":", ctx.cost.input_tokens,
-                  ",\"outputTokens\":", ctx.cost.output_tokens, "},");
+  auto [usd_end, ec] = std::to_chars(usd, usd + sizeof(usd), ctx.cost.usd);  // shortest form
+  absl::StrAppend(
+      &out, "\"cost\":{\"usd\":", absl::string_view(usd, ec == std::errc() ? usd_end - usd : 0),
+      ",\"inputTokens\":", ctx.cost.input_tokens, ",\"outputTokens\":", ctx.cost.output_tokens,
+      "},");
   int64_t latency_us =
       ctx.finished > ctx.started
           ? std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started)

@@ -159,8 +159,8 @@ struct MessageContext {
   RateOutcome rate;
   // dispatch
   bool dispatched = false;
-  bool upstream_error = false;   // the server answered with a JSON-RPC error
-  std::string_view blocked_by;   // the stage that stopped the request, when not dispatched
+  bool upstream_error = false;  // the server answered with a JSON-RPC error
+  std::string_view blocked_by;  // the stage that stopped the request, when not dispatched
   // request_redaction, response_redaction
   std::vector<RedactionNote> redactions;
   // cost

@@ -27,13 +27,14 @@ std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
       return "tool-private";
     }
     for (const std::string& required : entry->scope_requirements) {
-      if (!std::binary_search(ctx.principal.scopes.begin(), ctx.principal.scopes.end(),
-                              required)) {
+      if (!std::binary_search(ctx.principal.scopes.begin(), ctx.principal.scopes.end(), required)) {
         return "missing-scope";
       }
     }
   }
-  bool any_deny = std::any_of(bundle_.policy_rules.begin(), bundle_.policy_rules.end(),
+  // A policy stage in observe mode blocks nothing, so its deny rules must not hide tools here.
+  bool any_deny = bundle_.ModeFor("policy", ctx.principal.tenant) == policy::Mode::kEnforce &&
+                  std::any_of(bundle_.policy_rules.begin(), bundle_.policy_rules.end(),
                               [](const policy::PolicyRule& r) {
                                 return r.status == policy::RuleStatus::kDeny;
                               });
@@ -100,19 +101,18 @@ Verdict ToolFilterStage::OnResponse(MessageContext& ctx) {
   for (auto item : arr) {
     simdjson::ondemand::object tool;
     std::string_view raw;
-    if (item.get_object().get(tool) != simdjson::SUCCESS) {
-      return Verdict::Continue();
-    }
     std::string_view tool_name;
-    if (tool.find_field_unordered("name").get_string().get(tool_name) != simdjson::SUCCESS) {
-      return Verdict::Continue();
+    // An entry that is not an object with a string name is dropped, never passed through: giving
+    // up on the whole list here would show the client every tool it should not see.
+    bool readable =
+        item.get_object().get(tool) == simdjson::SUCCESS &&
+        tool.find_field_unordered("name").get_string().get(tool_name) == simdjson::SUCCESS;
+    std::string name_copy(readable ? tool_name : std::string_view());
+    if (readable) {
+      tool.reset();
+      readable = tool.raw_json().get(raw) == simdjson::SUCCESS;
     }
-    std::string name_copy(tool_name);
-    tool.reset();
-    if (tool.raw_json().get(raw) != simdjson::SUCCESS) {
-      return Verdict::Continue();
-    }
-    if (!HiddenBecause(ctx, name_copy).empty()) {
+    if (!readable || !HiddenBecause(ctx, name_copy).empty()) {
       ++hidden;
       continue;
     }

@@ -6,7 +6,8 @@
 //     prototype's rules, seed §6.4; `restricted` behaves like `public`), or it has no entry and
 //     the bundle says `"uncatalogedTools": "visible"` (the default); and
 //   - no `deny` policy rule matches a call of it (evaluated without arguments, so a rule about
-//     arguments never hides a tool, it only denies the calls it matches).
+//     arguments never hides a tool, it only denies the calls it matches; skipped when the policy
+//     stage runs in observe mode for the caller's tenant, which blocks nothing).
 // Responses to tools/list are filtered: hidden tools are cut out of `result.tools` (the rest of
 // the message, `nextCursor` included, goes out byte for byte, so paging keeps working; a page
 // may come back shorter, or empty with a cursor). A tools/call of a hidden tool is refused with
@@ -27,9 +28,7 @@ class ToolFilterStage final : public Stage {
   FactSet reads() const override {
     return Facts({Fact::kInvocation, Fact::kPrincipal, Fact::kPolicyDecision});
   }
-  FactSet writes() const override {
-    return Facts({Fact::kToolVisibility, Fact::kResponseRewrite});
-  }
+  FactSet writes() const override { return Facts({Fact::kToolVisibility, Fact::kResponseRewrite}); }
 
   Verdict OnRequest(MessageContext& ctx) override;
   Verdict OnResponse(MessageContext& ctx) override;

@@ -10,14 +10,22 @@ namespace mcpmw::middleware {
 namespace {
 
 constexpr std::string_view kKnownMethods[] = {
-    "initialize",          "ping",
-    "tools/list",          "tools/call",
-    "resources/list",      "resources/templates/list",
-    "resources/read",      "resources/subscribe",
-    "resources/unsubscribe", "prompts/list",
-    "prompts/get",         "completion/complete",
-    "logging/setLevel",    "tasks/get",
-    "tasks/list",          "tasks/cancel",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/list",
+    "tasks/cancel",
     "tasks/result",
 };
 
@@ -63,19 +71,23 @@ void TraceStage::OnComplete(MessageContext& ctx) {
   (outcome == "served" ? s.served : outcome == "blocked" ? s.blocked : s.errored)->Increment();
   if (ctx.finished > ctx.started) {
     s.latency->Observe(static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started)
-            .count()));
+        std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started).count()));
   }
   for (const Decision& d : ctx.decisions) {
-    std::string key = absl::StrCat(Sv(d.stage), "|", d.status, "|", d.enforced ? "1" : "0");
-    auto it = decisions_.find(key);
-    if (it == decisions_.end()) {
+    DecisionSeries* found = nullptr;
+    for (DecisionSeries& ds : decisions_) {
+      if (ds.stage == d.stage && ds.enforced == d.enforced && ds.status == d.status) {
+        found = &ds;
+        break;
+      }
+    }
+    if (found == nullptr) {
       telemetry::Counter* c = &metrics_->counter(
           "mcpmw_decisions_total",
           {{"stage", d.stage}, {"status", d.status}, {"enforced", d.enforced ? "true" : "false"}});
-      it = decisions_.emplace(std::move(key), c).first;
+      found = &decisions_.emplace_back(DecisionSeries{d.stage, d.status, d.enforced, c});
     }
-    it->second->Increment();
+    found->counter->Increment();
   }
 }
 

@@ -11,6 +11,7 @@
 // client inventing method names cannot grow the registry. Series are looked up once and cached.
 #pragma once
 
+#include <deque>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -40,7 +41,14 @@ class TraceStage final : public Stage {
 
   telemetry::Metrics* metrics_;
   absl::flat_hash_map<std::string, MethodSeries> by_method_;
-  absl::flat_hash_map<std::string, telemetry::Counter*> decisions_;
+  // Stages record a handful of (stage, status) pairs: a short list beats hashing a built key.
+  struct DecisionSeries {
+    std::string_view stage;  // a stage's name(): static for the stage's life
+    std::string status;
+    bool enforced = true;
+    telemetry::Counter* counter = nullptr;
+  };
+  std::deque<DecisionSeries> decisions_;
 };
 
 // "served", "blocked" or "errored": how an exchange ended (also the report's `outcome`).

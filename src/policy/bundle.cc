@@ -137,7 +137,8 @@ class ObjectReader {
   }
 
   // One of `choices`, or `fallback` when absent.
-  absl::StatusOr<std::string> Choice(std::string_view key, std::initializer_list<std::string_view> choices,
+  absl::StatusOr<std::string> Choice(std::string_view key,
+                                     std::initializer_list<std::string_view> choices,
                                      std::string_view fallback) {
     MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> s, String(key));
     if (!s) {
@@ -192,9 +193,9 @@ absl::StatusOr<array> AsArray(element e, std::string_view pointer) {
 }
 
 absl::StatusOr<Mode> ParseMode(ObjectReader& r, Mode fallback) {
-  MCPMW_ASSIGN_OR_RETURN(std::string m,
-                         r.Choice("mode", {"enforce", "observe"},
-                                  fallback == Mode::kEnforce ? "enforce" : "observe"));
+  MCPMW_ASSIGN_OR_RETURN(
+      std::string m,
+      r.Choice("mode", {"enforce", "observe"}, fallback == Mode::kEnforce ? "enforce" : "observe"));
   return m == "observe" ? Mode::kObserve : Mode::kEnforce;
 }
 
@@ -204,9 +205,10 @@ absl::Status ParseStageModes(element e, const std::string& pointer,
   for (auto [key, value] : obj) {
     std::string ptr = absl::StrCat(pointer, "/", EscapeToken(key));
     if (std::find(std::begin(kStageNames), std::end(kStageNames), key) == std::end(kStageNames)) {
-      return Bad(ptr, "unknown stage; the stages are normalize, auth, policy, tool_filter, "
-                      "rate_limit, request_redaction, dispatch, response_redaction, trace, "
-                      "cost, report");
+      return Bad(ptr,
+                 "unknown stage; the stages are normalize, auth, policy, tool_filter, "
+                 "rate_limit, request_redaction, dispatch, response_redaction, trace, "
+                 "cost, report");
     }
     MCPMW_ASSIGN_OR_RETURN(object stage_obj, AsObject(value, ptr));
     ObjectReader r(stage_obj, ptr);
@@ -273,9 +275,9 @@ absl::StatusOr<PolicyRule> ParseRule(element e, const std::string& ptr,
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> reason, r.String("reasonCode"));
   rule.reason_code = reason && !reason->empty() ? *reason : absl::StrCat("policy-", status);
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> message, r.String("message"));
-  rule.message = message ? *message
-                         : absl::StrCat("Denied by policy rule \"", rule.id, "\" (",
-                                        rule.reason_code, ").");
+  rule.message =
+      message ? *message
+              : absl::StrCat("Denied by policy rule \"", rule.id, "\" (", rule.reason_code, ").");
   MCPMW_ASSIGN_OR_RETURN(std::optional<double> priority, r.Number("priority"));
   rule.priority = priority.value_or(0);
   // The prototype's field; accepted for compatibility, it has no effect (the rule applies to
@@ -331,8 +333,9 @@ absl::StatusOr<PolicyRule> ParseRule(element e, const std::string& ptr,
     }
   } else if (rule.status == RuleStatus::kTransform) {
     // The prototype's transform marks the arguments with the rule id; a bundle says what to do.
-    return Bad(r.Ptr("patches"), "a \"transform\" rule needs patches: [{\"op\":\"set\", "
-                                 "\"path\":\"/…\", \"value\":…}]");
+    return Bad(r.Ptr("patches"),
+               "a \"transform\" rule needs patches: [{\"op\":\"set\", "
+               "\"path\":\"/…\", \"value\":…}]");
   }
   MCPMW_RETURN_IF_ERROR(r.RejectUnknown());
   return rule;
@@ -387,8 +390,8 @@ absl::StatusOr<RateRule> ParseRateRule(element e, const std::string& ptr) {
     }
     rule.key_template = *key_template;
   }
-  MCPMW_ASSIGN_OR_RETURN(std::string alg, r.Choice("algorithm", {"fixed-window", "token-bucket"},
-                                                   "fixed-window"));
+  MCPMW_ASSIGN_OR_RETURN(std::string alg,
+                         r.Choice("algorithm", {"fixed-window", "token-bucket"}, "fixed-window"));
   rule.algorithm =
       alg == "token-bucket" ? RateAlgorithm::kTokenBucket : RateAlgorithm::kFixedWindow;
   MCPMW_ASSIGN_OR_RETURN(std::optional<double> limit, r.Number("limit"));
@@ -508,10 +511,9 @@ absl::Status ParseRedactionRule(element e, const std::string& ptr, RedactionList
 
 // Reads the three prices of a pricing object (or of one of its `tools` entries) over `price`.
 absl::Status ReadPrice(ObjectReader& r, Price* price) {
-  for (auto [key, field] :
-       {std::pair{"requestBaseFeeUsd", &Price::request_base_fee_usd},
-        std::pair{"inputTokenPriceUsd", &Price::input_token_price_usd},
-        std::pair{"outputTokenPriceUsd", &Price::output_token_price_usd}}) {
+  for (auto [key, field] : {std::pair{"requestBaseFeeUsd", &Price::request_base_fee_usd},
+                            std::pair{"inputTokenPriceUsd", &Price::input_token_price_usd},
+                            std::pair{"outputTokenPriceUsd", &Price::output_token_price_usd}}) {
     MCPMW_ASSIGN_OR_RETURN(std::optional<double> v, r.Number(key));
     if (v) {
       if (*v < 0) {
@@ -529,9 +531,9 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
   auto bundle = std::make_shared<Bundle>();
   MCPMW_ASSIGN_OR_RETURN(bundle->version, r.RequiredString("bundleVersion"));
   MCPMW_ASSIGN_OR_RETURN(bundle->mode, ParseMode(r, Mode::kEnforce));
-  MCPMW_ASSIGN_OR_RETURN(std::string lang,
-                         r.Choice("conditionLanguage", {"expression", "legacy-substring"},
-                                  "expression"));
+  MCPMW_ASSIGN_OR_RETURN(
+      std::string lang,
+      r.Choice("conditionLanguage", {"expression", "legacy-substring"}, "expression"));
   bundle->condition_language = lang == "legacy-substring" ? ConditionLanguage::kLegacySubstring
                                                           : ConditionLanguage::kExpression;
   if (std::optional<element> stages = r.Get("stages")) {
@@ -580,8 +582,9 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
                                     : nullptr;
     if (flag == nullptr) {
       return Bad(absl::StrCat(r.Ptr("requireIdentity"), "/", i),
-                 absl::StrCat("\"", what, "\" is not one of \"tenant\", \"user\", \"agent\", "
-                                          "\"scopes\""));
+                 absl::StrCat("\"", what,
+                              "\" is not one of \"tenant\", \"user\", \"agent\", "
+                              "\"scopes\""));
     }
     *flag = true;
   }
@@ -590,8 +593,9 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
   auto unique_id = [&](const std::string& id, const std::string& ptr) -> absl::Status {
     if (!ids.insert(id).second) {
       return Bad(absl::StrCat(ptr, "/ruleId"),
-                 absl::StrCat("rule id \"", id, "\" is used twice; rule ids name decisions in "
-                                            "errors and the audit log, so they must be unique"));
+                 absl::StrCat("rule id \"", id,
+                              "\" is used twice; rule ids name decisions in "
+                              "errors and the audit log, so they must be unique"));
     }
     return absl::OkStatus();
   };
@@ -641,6 +645,10 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
     for (element e : arr) {
       std::string ptr = absl::StrCat(r.Ptr("redactionRules"), "/", i++);
       MCPMW_RETURN_IF_ERROR(ParseRedactionRule(e, ptr, &lists));
+      // Redaction notes name their rule in the audit log too. (The rule parsed: it has a ruleId.)
+      if (std::string_view id; e.at_key("ruleId").get_string().get(id) == simdjson::SUCCESS) {
+        MCPMW_RETURN_IF_ERROR(unique_id(std::string(id), ptr));
+      }
     }
     for (int d = 0; d < 2; ++d) {
       if (lists.paths[d].empty() && lists.detectors[d].empty()) {

@@ -61,8 +61,12 @@ std::string_view ModeName(Mode mode);
 
 // The eleven stage names, in chain order, as bundles and reports spell them.
 inline constexpr std::string_view kStageNames[] = {
-    "normalize",          "auth",  "policy", "tool_filter", "rate_limit", "request_redaction",
-    "dispatch",           "response_redaction", "trace", "cost",        "report",
+    "normalize",  "auth",
+    "policy",     "tool_filter",
+    "rate_limit", "request_redaction",
+    "dispatch",   "response_redaction",
+    "trace",      "cost",
+    "report",
 };
 
 enum class RuleStatus : uint8_t { kAllow, kDeny, kTransform, kObserveOnly };
@@ -110,9 +114,9 @@ struct RateRule {
   // "{tenant}".
   std::string key_template;
   RateAlgorithm algorithm = RateAlgorithm::kFixedWindow;
-  uint64_t limit = 0;           // fixed window: calls per window; token bucket: burst capacity
-  uint64_t window_ms = 60'000;  // fixed window length
-  double refill_per_second = 0;  // token bucket
+  uint64_t limit = 0;                // fixed window: calls per window; token bucket: burst capacity
+  uint64_t window_ms = 60'000;       // fixed window length
+  double refill_per_second = 0;      // token bucket
   std::vector<std::string> methods;  // which requests count; default {"tools/call"}
 };
 

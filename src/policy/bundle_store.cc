@@ -19,8 +19,7 @@ bool BundleStore::Install(std::shared_ptr<const Bundle> bundle) {
 
 absl::Status BundleStore::Rollback() {
   if (previous_.empty()) {
-    return absl::FailedPreconditionError(
-        "there is no earlier bundle version to roll back to");
+    return absl::FailedPreconditionError("there is no earlier bundle version to roll back to");
   }
   current_ = std::move(previous_.front());
   previous_.pop_front();

@@ -70,8 +70,8 @@ absl::Status Governance::Rebuild() {
   deps.clock = &clock_;
   deps.rate_state = &rate_state_;
   deps.metrics = &metrics_;
-  deps.tenant = options_.claimed.tenant.empty() ? store_.current()->identity.tenant
-                                                : options_.claimed.tenant;
+  deps.tenant =
+      options_.claimed.tenant.empty() ? store_.current()->identity.tenant : options_.claimed.tenant;
   if (producer_ != nullptr) {
     deps.report = [this](std::string report) {
       if (absl::Status s = producer_->Append(std::move(report)); !s.ok()) {

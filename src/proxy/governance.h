@@ -28,13 +28,13 @@
 namespace mcpmw::proxy {
 
 struct GovernanceOptions {
-  std::string policy_path;         // the bundle file; empty: an allow-all bundle
-  middleware::Principal claimed;   // from flags / MCP_PROXY_* variables
+  std::string policy_path;        // the bundle file; empty: an allow-all bundle
+  middleware::Principal claimed;  // from flags / MCP_PROXY_* variables
   std::string server_id = "upstream-mcp-server";
-  std::string audit_path;          // empty: no audit log
-  std::string audit_key_path;      // required with audit_path
+  std::string audit_path;      // empty: no audit log
+  std::string audit_key_path;  // required with audit_path
   audit::AuditOptions::FsyncPolicy audit_fsync = audit::AuditOptions::FsyncPolicy::kPerSegment;
-  std::string metrics_path;        // Prometheus text written here at exit; empty: none
+  std::string metrics_path;  // Prometheus text written here at exit; empty: none
 };
 
 // One client request on its way through the chain.

@@ -258,8 +258,7 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
           initialize_params_ = MinifiedParams(frame.payload);
         }
         std::optional<std::string> rewritten = std::move(ex->ctx.rewritten);
-        client_in_flight_[std::string(env_.id)] =
-            Pending{std::string(env_.method), std::move(ex)};
+        client_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method), std::move(ex)};
         if (rewritten) {
           ForwardRewrittenToServer(*std::move(rewritten), env_);
           return;
@@ -276,8 +275,7 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
         initialized_notified_ = true;
       } else if (env_.method == "notifications/cancelled" && !env_.request_id.empty()) {
         // The client gave up on that request: if the server dies now, it expects no answer.
-        if (auto it = client_in_flight_.find(Sv(env_.request_id));
-            it != client_in_flight_.end()) {
+        if (auto it = client_in_flight_.find(Sv(env_.request_id)); it != client_in_flight_.end()) {
           AbandonPending(it->second, jsonrpc::kRequestCancelled, "cancelled by the client");
           client_in_flight_.erase(it);
         }

@@ -76,9 +76,42 @@ TEST(Cli, ErrorsNameTheProblemAndTheFix) {
               HasSubstr("unknown option `--bogus`"));
   EXPECT_THAT(Parse({"stdio", "--server-framing", "xml", "--", "node"}).status().message(),
               HasSubstr("auto, ndjson or content-length"));
-  EXPECT_THAT(Parse({"stdio", "--policy-file", "p.json", "--", "node"}).status().message(),
-              HasSubstr("not enforced by this build yet"));
+  EXPECT_THAT(Parse({"stdio", "--audit-fsync", "always", "--", "node"}).status().message(),
+              HasSubstr("--audit-fsync is never, segment or batch, not `always`"));
+  EXPECT_THAT(Parse({"policy", "lint", "b.json"}).status().message(),
+              HasSubstr("usage: mcpmw policy check FILE"));
   EXPECT_THAT(Parse({"frobnicate"}).status().message(), HasSubstr("unknown verb `frobnicate`"));
+}
+
+TEST(Cli, GovernanceFlagsTurnTheChainOnAndOverrideTheEnvironment) {
+  auto cmd = Parse({"stdio", "--policy", "b.json", "--user", "alice", "--scopes", " Read, write ,",
+                    "--audit-log", "a.jsonl", "--audit-key", "k", "--audit-fsync", "batch",
+                    "--", "node"},
+                   {{"MCP_PROXY_TENANT_ID", "acme"}, {"MCP_PROXY_USER_ID", "bob"},
+                    {"MCP_PROXY_SERVER_ID", "crm"}});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_TRUE(cmd->governed);
+  EXPECT_EQ(cmd->governance.policy_path, "b.json");
+  EXPECT_EQ(cmd->governance.claimed.tenant, "acme");
+  EXPECT_EQ(cmd->governance.claimed.user, "alice");
+  EXPECT_THAT(cmd->governance.claimed.scopes, ElementsAre("Read", "write"));
+  EXPECT_EQ(cmd->governance.server_id, "crm");
+  EXPECT_EQ(cmd->governance.audit_path, "a.jsonl");
+  EXPECT_EQ(cmd->governance.audit_fsync, audit::AuditOptions::FsyncPolicy::kPerBatch);
+  // The prototype's spelling takes a bundle too; without any governance flag it is a relay.
+  auto legacy = Parse({"--proxy", "node s.js", "--stdio", "-p", "b.json"});
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(legacy->governance.policy_path, "b.json");
+  auto plain = Parse({"stdio", "--", "node"});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->governed);
+}
+
+TEST(Cli, PolicyCheckTakesOneFile) {
+  auto cmd = Parse({"policy", "check", "b.json"});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->verb, Verb::kPolicyCheck);
+  EXPECT_EQ(cmd->policy_file, "b.json");
 }
 
 TEST(Cli, AuditVerifyTakesTheLogAndTheKey) {

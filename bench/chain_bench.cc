@@ -1,0 +1,103 @@
+// The governance chain per message: one tools/call exchange (request through OnRequest, its
+// response through OnResponse, then OnComplete with the report rendered) under an empty bundle
+// (the eleven stages with nothing to decide) and under the full bundle the end-to-end
+// `mcpmw-governed` row uses (bench/governed_bundle.json), beside the baseline every governed
+// message pays anyway: reading its envelope.
+#include <benchmark/benchmark.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "simdjson.h"
+#include "src/common/clock.h"
+#include "src/jsonrpc/envelope.h"
+#include "src/middleware/chain_factory.h"
+
+namespace mcpmw {
+namespace {
+
+constexpr std::string_view kRequest =
+    R"({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":)"
+    R"({"text":"Please summarise the quarterly report for the board meeting on Thursday."}}})";
+constexpr std::string_view kResponse =
+    R"({"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"Please summarise )"
+    R"(the quarterly report for the board meeting on Thursday."}],"isError":false}})";
+
+std::shared_ptr<const policy::Bundle> LoadBundle(bool full) {
+  std::string text = R"({"bundleVersion":"empty"})";
+  if (full) {
+    std::ifstream in(std::string(MCPMW_SOURCE_DIR) + "/bench/governed_bundle.json");
+    std::ostringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  return *policy::ParseBundle(text);
+}
+
+void RunExchange(benchmark::State& state, bool full) {
+  SteadyClock clock;
+  uint64_t sequence = 0;
+  middleware::RateLimitState rate_state;
+  telemetry::Metrics metrics;
+  size_t report_bytes = 0;
+  middleware::ChainDeps deps{.session_id = "0123456789abcdef",
+                             .sequence = &sequence,
+                             .clock = &clock,
+                             .rate_state = &rate_state,
+                             .metrics = &metrics,
+                             .report = [&](std::string r) { report_bytes += r.size(); }};
+  auto snapshot = *middleware::BuildChain(LoadBundle(full), deps);
+  simdjson::padded_string request(kRequest);
+  simdjson::padded_string response(kResponse);
+  jsonrpc::EnvelopeReader reader;
+  jsonrpc::Envelope req_env;
+  jsonrpc::Envelope resp_env;
+  middleware::Principal claimed;
+  for (auto _ : state) {
+    reader.Read(request, &req_env);
+    middleware::MessageContext ctx;
+    ctx.envelope = &req_env;
+    ctx.payload = request;
+    ctx.bundle = snapshot->bundle.get();
+    ctx.claimed = &claimed;
+    ctx.server_id = "bench";
+    ctx.started = clock.Now();
+    snapshot->chain.OnRequest(ctx);
+    reader.Read(response, &resp_env);
+    ctx.direction = middleware::Direction::kServerToClient;
+    ctx.envelope = &resp_env;
+    ctx.payload = response;
+    ctx.rewritten.reset();
+    snapshot->chain.OnResponse(ctx);
+    snapshot->chain.OnComplete(ctx);
+    benchmark::DoNotOptimize(ctx.outcome);
+  }
+  state.counters["report_B"] = benchmark::Counter(static_cast<double>(report_bytes) /
+                                                  static_cast<double>(state.iterations()));
+}
+
+void BM_EnvelopeOnly_Baseline(benchmark::State& state) {
+  simdjson::padded_string request(kRequest);
+  simdjson::padded_string response(kResponse);
+  jsonrpc::EnvelopeReader reader;
+  jsonrpc::Envelope env;
+  for (auto _ : state) {
+    reader.Read(request, &env);
+    benchmark::DoNotOptimize(env.kind);
+    reader.Read(response, &env);
+    benchmark::DoNotOptimize(env.kind);
+  }
+}
+BENCHMARK(BM_EnvelopeOnly_Baseline);
+
+void BM_ChainEmptyBundle(benchmark::State& state) { RunExchange(state, false); }
+BENCHMARK(BM_ChainEmptyBundle);
+
+void BM_ChainFullBundle(benchmark::State& state) { RunExchange(state, true); }
+BENCHMARK(BM_ChainFullBundle);
+
+}  // namespace
+}  // namespace mcpmw
+
+BENCHMARK_MAIN();

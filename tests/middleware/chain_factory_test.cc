@@ -1,0 +1,277 @@
+#include "src/middleware/chain_factory.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "src/common/clock.h"
+#include "src/jsonrpc/envelope.h"
+#include "src/middleware/chain_factory.h"
+#include "src/policy/bundle.h"
+#include "src/telemetry/metrics.h"
+
+namespace mcpmw::middleware {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A JSON-RPC message held the way a session holds a frame: simdjson's padding after the bytes,
+// and the envelope read from them by the session's EnvelopeReader.
+class Frame {
+ public:
+  explicit Frame(std::string_view json) : bytes_(json) {
+    jsonrpc::EnvelopeReader reader;
+    reader.Read(view(), &envelope_);
+  }
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+
+  std::string_view view() const { return {bytes_.data(), bytes_.size()}; }
+  const jsonrpc::Envelope& envelope() const { return envelope_; }
+
+ private:
+  simdjson::padded_string bytes_;
+  jsonrpc::Envelope envelope_;
+};
+
+// One exchange and what the chain made of it.
+struct Exchange {
+  MessageContext ctx;
+  Verdict request_verdict;
+  std::string forwarded;  // what the server receives; empty when the chain stopped the request
+  Verdict response_verdict;
+  std::string returned;  // what the client receives when the response went through
+};
+
+// The real chain (BuildChain) over one bundle, driven the way src/proxy/governance.cc drives it.
+class Session {
+ public:
+  explicit Session(std::string_view bundle_json, std::string tenant = "") {
+    deps_.session_id = "s";
+    deps_.sequence = &sequence;
+    deps_.clock = &clock;
+    deps_.rate_state = &rate_state;
+    deps_.metrics = &metrics;
+    deps_.report = [this](std::string report) { reports.push_back(std::move(report)); };
+    deps_.tenant = std::move(tenant);
+    Load(bundle_json);
+  }
+
+  // Parses `bundle_json` and rebuilds the chain over it with the same state.
+  void Load(std::string_view bundle_json) {
+    absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle = policy::ParseBundle(bundle_json);
+    if (!bundle.ok()) {
+      ADD_FAILURE() << bundle.status();
+      bundle = policy::ParseBundle(R"({"bundleVersion":"unparsable"})");
+    }
+    absl::StatusOr<std::shared_ptr<ChainSnapshot>> built = BuildChain(*bundle, deps_);
+    if (!built.ok()) {
+      ADD_FAILURE() << built.status();
+      return;
+    }
+    snapshot = *std::move(built);
+  }
+
+  std::unique_ptr<Exchange> Begin(std::string_view request) {
+    auto ex = std::make_unique<Exchange>();
+    Frame frame(request);
+    MessageContext& ctx = ex->ctx;
+    ctx.direction = Direction::kClientToServer;
+    ctx.envelope = &frame.envelope();
+    ctx.payload = frame.view();
+    ctx.bundle = snapshot->bundle.get();
+    ctx.claimed = &claimed;
+    ctx.server_id = server_id;
+    ctx.started = clock.Now();
+    ex->request_verdict = snapshot->chain.OnRequest(ctx);
+    if (ex->request_verdict.IsContinue()) {
+      ex->forwarded = std::string(ctx.current());
+    } else {
+      snapshot->chain.OnComplete(ctx);
+    }
+    ctx.envelope = nullptr;
+    ctx.payload = {};
+    return ex;
+  }
+
+  void Respond(Exchange& ex, std::string_view response) {
+    Frame frame(response);
+    MessageContext& ctx = ex.ctx;
+    ctx.direction = Direction::kServerToClient;
+    ctx.envelope = &frame.envelope();
+    ctx.payload = frame.view();
+    ctx.rewritten.reset();
+    ex.response_verdict = snapshot->chain.OnResponse(ctx);
+    if (ex.response_verdict.IsContinue()) {
+      ex.returned = std::string(ctx.current());
+    }
+    snapshot->chain.OnComplete(ctx);
+    ctx.envelope = nullptr;
+    ctx.payload = {};
+  }
+
+  // A request and, when the chain lets it through, the server's `response` after `latency`.
+  std::unique_ptr<Exchange> Call(std::string_view request, std::string_view response,
+                                 Duration latency = std::chrono::milliseconds(3)) {
+    std::unique_ptr<Exchange> ex = Begin(request);
+    if (ex->request_verdict.IsContinue()) {
+      clock.Advance(latency);
+      Respond(*ex, response);
+    }
+    return ex;
+  }
+
+  ManualClock clock;
+  uint64_t sequence = 1;
+  RateLimitState rate_state;
+  telemetry::Metrics metrics;
+  std::vector<std::string> reports;
+  Principal claimed;
+  std::string server_id = "fs";
+  std::shared_ptr<ChainSnapshot> snapshot;
+
+ private:
+  ChainDeps deps_;
+};
+
+size_t StageIndex(const Chain& chain, std::string_view name) {
+  for (size_t i = 0; i < chain.size(); ++i) {
+    if (chain.stage_name(i) == name) {
+      return i;
+    }
+  }
+  ADD_FAILURE() << "no stage " << name;
+  return 0;
+}
+
+constexpr std::string_view kResult = R"({"jsonrpc":"2.0","id":1,"result":{}})";
+
+std::string Call(std::string_view tool, std::string_view arguments = "{}") {
+  return std::string(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":")") +
+         std::string(tool) + R"(","arguments":)" + std::string(arguments) + "}}";
+}
+
+TEST(BuildChain, BuildsTheElevenStagesInOrder) {
+  Session s(R"({"bundleVersion":"v"})");
+  ASSERT_NE(s.snapshot, nullptr);
+  const Chain& chain = s.snapshot->chain;
+  ASSERT_EQ(chain.size(), 11u);
+  for (size_t i = 0; i < chain.size(); ++i) {
+    EXPECT_EQ(chain.stage_name(i), policy::kStageNames[i]) << i;
+  }
+  EXPECT_EQ(chain.stage_name(0), "normalize");
+  EXPECT_EQ(chain.stage_name(10), "report");
+  EXPECT_EQ(s.snapshot->bundle->version, "v");
+}
+
+TEST(BuildChain, RefusesMissingDependencies) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v"})");
+  ASSERT_TRUE(bundle.ok());
+  ManualClock clock;
+  RateLimitState state;
+  uint64_t sequence = 1;
+  ChainDeps deps{.sequence = &sequence, .clock = &clock, .rate_state = &state};
+  EXPECT_TRUE(BuildChain(*bundle, deps).ok());
+  ChainDeps no_sequence = deps;
+  no_sequence.sequence = nullptr;
+  EXPECT_EQ(BuildChain(*bundle, no_sequence).status().code(), absl::StatusCode::kInvalidArgument);
+  ChainDeps no_clock = deps;
+  no_clock.clock = nullptr;
+  EXPECT_EQ(BuildChain(*bundle, no_clock).status().code(), absl::StatusCode::kInvalidArgument);
+  ChainDeps no_state = deps;
+  no_state.rate_state = nullptr;
+  EXPECT_EQ(BuildChain(*bundle, no_state).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BuildChain(nullptr, deps).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BuildChain, RunsWithoutMetricsOrReportSink) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v","pricing":{"requestBaseFeeUsd":1}})");
+  ASSERT_TRUE(bundle.ok());
+  ManualClock clock;
+  RateLimitState state;
+  uint64_t sequence = 1;
+  absl::StatusOr<std::shared_ptr<ChainSnapshot>> snap = BuildChain(
+      *bundle, {.session_id = "x", .sequence = &sequence, .clock = &clock, .rate_state = &state});
+  ASSERT_TRUE(snap.ok());
+  Frame request(Call("t"));
+  MessageContext ctx{.envelope = &request.envelope(), .payload = request.view()};
+  EXPECT_TRUE((*snap)->chain.OnRequest(ctx).IsContinue());
+  (*snap)->chain.OnComplete(ctx);
+  EXPECT_EQ(ctx.invocation_id, "x-1");
+  EXPECT_TRUE(ctx.dispatched);
+  EXPECT_DOUBLE_EQ(ctx.cost.usd, 1 + 0.0);  // base fee, no token prices
+}
+
+constexpr std::string_view kTenantObserve = R"({"bundleVersion":"v",
+  "tenants":{"acme":{"mode":"observe"}},
+  "policyRules":[{"ruleId":"no-force","status":"deny","conditionDsl":"args.force == true"}]})";
+
+TEST(BuildChain, AppliesTheTenantsObserveMode) {
+  Session acme(kTenantObserve, "acme");
+  const std::string request = Call("rm", R"({"force":true})");
+  auto observed = acme.Call(request, kResult);
+  EXPECT_TRUE(observed->request_verdict.IsContinue());
+  EXPECT_EQ(observed->forwarded, request);
+  ASSERT_FALSE(observed->ctx.decisions.empty());
+  EXPECT_EQ(observed->ctx.decisions[0].stage, "policy");
+  EXPECT_FALSE(observed->ctx.decisions[0].enforced);
+  size_t policy = StageIndex(acme.snapshot->chain, "policy");
+  EXPECT_EQ(acme.snapshot->chain.counters(policy).observed, 1u);
+
+  Session globex(kTenantObserve, "globex");
+  auto enforced = globex.Call(request, kResult);
+  EXPECT_EQ(enforced->request_verdict.code, kCodePolicyDenied);
+  EXPECT_EQ(globex.snapshot->chain.counters(policy).rejected, 1u);
+}
+
+TEST(BuildChain, KeepsInvocationIdsUniqueAcrossARebuild) {
+  Session s(R"({"bundleVersion":"v1"})");
+  auto first = s.Call(Call("t"), kResult);
+  s.Load(R"({"bundleVersion":"v2"})");
+  auto second = s.Call(Call("t"), kResult);
+  EXPECT_EQ(first->ctx.invocation_id, "s-1");
+  EXPECT_EQ(second->ctx.invocation_id, "s-2");
+  EXPECT_EQ(s.snapshot->bundle->version, "v2");
+  ASSERT_EQ(s.reports.size(), 2u);
+}
+
+TEST(BuildChain, KeepsRateLimitCountersAcrossARebuild) {
+  constexpr std::string_view kLimit = R"({"bundleVersion":"v1","rateLimitRules":[
+      {"ruleId":"one-a-minute","limit":1,"windowSeconds":60}]})";
+  Session s(kLimit);
+  auto first = s.Call(Call("t"), kResult, milliseconds(10));
+  EXPECT_TRUE(first->request_verdict.IsContinue());
+  s.Load(R"({"bundleVersion":"v2","rateLimitRules":[
+      {"ruleId":"one-a-minute","limit":1,"windowSeconds":60}]})");
+  auto second = s.Call(Call("t"), kResult);
+  EXPECT_EQ(second->request_verdict.code, kCodeRateLimited);
+  EXPECT_EQ(second->ctx.rate.rule_id, "one-a-minute");
+  EXPECT_EQ(second->ctx.rate.retry_after_ms, 59990u);
+}
+
+TEST(BuildChain, AnExchangeFinishesOnTheSnapshotItStartedUnder) {
+  Session s(R"({"bundleVersion":"old","redactionRules":[
+      {"ruleId":"mail","direction":"response","detector":"email"}]})");
+  std::shared_ptr<ChainSnapshot> pinned = s.snapshot;
+  std::unique_ptr<Exchange> ex = s.Begin(Call("t"));
+  s.Load(R"({"bundleVersion":"new"})");
+  // The session answers the in-flight exchange on its own snapshot, as governance.cc does.
+  std::shared_ptr<ChainSnapshot> current = s.snapshot;
+  s.snapshot = pinned;
+  s.Respond(*ex, R"({"jsonrpc":"2.0","id":1,"result":{"t":"a@example.com"}})");
+  s.snapshot = current;
+  EXPECT_EQ(ex->returned, R"({"jsonrpc":"2.0","id":1,"result":{"t":"[EMAIL_REDACTED]"}})");
+  ASSERT_EQ(s.reports.size(), 1u);
+  EXPECT_NE(s.reports[0].find(R"("bundleVersion":"old")"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mcpmw::middleware

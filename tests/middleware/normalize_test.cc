@@ -1,0 +1,126 @@
+#include "src/middleware/normalize.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "src/jsonrpc/envelope.h"
+#include "src/jsonrpc/errors.h"
+
+namespace mcpmw::middleware {
+namespace {
+
+// A JSON-RPC message held the way a session holds a frame: simdjson's padding after the bytes,
+// and the envelope read from them by the session's EnvelopeReader.
+class Frame {
+ public:
+  explicit Frame(std::string_view json) : bytes_(json) {
+    jsonrpc::EnvelopeReader reader;
+    reader.Read(view(), &envelope_);
+  }
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+
+  std::string_view view() const { return {bytes_.data(), bytes_.size()}; }
+  const jsonrpc::Envelope& envelope() const { return envelope_; }
+
+ private:
+  simdjson::padded_string bytes_;
+  jsonrpc::Envelope envelope_;
+};
+
+TEST(NormalizeStage, DeclaresItReadsTheEnvelopeAndWritesTheInvocation) {
+  uint64_t sequence = 0;
+  NormalizeStage stage("s", &sequence);
+  EXPECT_EQ(stage.name(), "normalize");
+  EXPECT_EQ(stage.reads(), Facts({Fact::kEnvelope}));
+  EXPECT_EQ(stage.writes(), Facts({Fact::kInvocation}));
+}
+
+TEST(NormalizeStage, NumbersInvocationsFromTheSharedSequence) {
+  uint64_t sequence = 41;
+  NormalizeStage stage("sess", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+  MessageContext first{.envelope = &frame.envelope(), .payload = frame.view()};
+  MessageContext second{.envelope = &frame.envelope(), .payload = frame.view()};
+  EXPECT_TRUE(stage.OnRequest(first).IsContinue());
+  EXPECT_TRUE(stage.OnRequest(second).IsContinue());
+  EXPECT_EQ(first.invocation_id, "sess-41");
+  EXPECT_EQ(second.invocation_id, "sess-42");
+  EXPECT_EQ(sequence, 43u);
+
+  // A second stage over the same counter (a rebuilt chain) continues the numbering.
+  NormalizeStage rebuilt("sess", &sequence);
+  MessageContext third{.envelope = &frame.envelope(), .payload = frame.view()};
+  rebuilt.OnRequest(third);
+  EXPECT_EQ(third.invocation_id, "sess-43");
+}
+
+TEST(NormalizeStage, RecordsMethodAndToolNameOfAToolsCall) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(
+      R"({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"read_file","arguments":{}}})");
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  Verdict v = stage.OnRequest(ctx);
+  EXPECT_EQ(v.kind, Verdict::Kind::kContinue);
+  EXPECT_EQ(ctx.method, "tools/call");
+  EXPECT_EQ(ctx.tool_name, "read_file");
+  EXPECT_TRUE(ctx.decisions.empty());
+}
+
+TEST(NormalizeStage, LeavesTheToolNameEmptyForOtherMethods) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}})");
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  EXPECT_TRUE(stage.OnRequest(ctx).IsContinue());
+  EXPECT_EQ(ctx.method, "tools/list");
+  EXPECT_EQ(ctx.tool_name, "");
+}
+
+TEST(NormalizeStage, RejectsAToolsCallWithoutAToolName) {
+  uint64_t sequence = 7;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"arguments":{}}})");
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  Verdict v = stage.OnRequest(ctx);
+  EXPECT_EQ(v.kind, Verdict::Kind::kReject);
+  EXPECT_EQ(v.code, jsonrpc::kInvalidParams);
+  EXPECT_EQ(v.message, "tools/call needs params.name, the name of the tool to call.");
+  EXPECT_EQ(
+      v.data_json,
+      R"({"stage":"normalize","reasonCode":"invalid-tool-call","decisionId":"s-7:normalize"})");
+  ASSERT_EQ(ctx.decisions.size(), 1u);
+  EXPECT_EQ(ctx.decisions[0].stage, "normalize");
+  EXPECT_EQ(ctx.decisions[0].status, "deny");
+  EXPECT_EQ(ctx.decisions[0].reason_code, "invalid-tool-call");
+  EXPECT_EQ(ctx.decisions[0].decision_id, "s-7:normalize");
+  EXPECT_TRUE(ctx.decisions[0].enforced);
+}
+
+TEST(NormalizeStage, RejectsAToolsCallWhoseNameIsNotAString) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":42}})");
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  Verdict v = stage.OnRequest(ctx);
+  EXPECT_EQ(v.kind, Verdict::Kind::kReject);
+  EXPECT_EQ(v.code, jsonrpc::kInvalidParams);
+}
+
+TEST(NormalizeStage, LetsANotificationWithoutToolNameThrough) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","method":"tools/call"})");
+  ASSERT_EQ(frame.envelope().kind, jsonrpc::MessageKind::kNotification);
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  EXPECT_TRUE(stage.OnRequest(ctx).IsContinue());
+  EXPECT_EQ(ctx.invocation_id, "s-1");
+  EXPECT_TRUE(ctx.decisions.empty());
+}
+
+}  // namespace
+}  // namespace mcpmw::middleware

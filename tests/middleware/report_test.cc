@@ -1,0 +1,340 @@
+#include "src/middleware/report.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "src/common/clock.h"
+#include "src/jsonrpc/envelope.h"
+#include "src/middleware/chain_factory.h"
+#include "src/policy/bundle.h"
+#include "src/telemetry/metrics.h"
+
+namespace mcpmw::middleware {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A JSON-RPC message held the way a session holds a frame: simdjson's padding after the bytes,
+// and the envelope read from them by the session's EnvelopeReader.
+class Frame {
+ public:
+  explicit Frame(std::string_view json) : bytes_(json) {
+    jsonrpc::EnvelopeReader reader;
+    reader.Read(view(), &envelope_);
+  }
+  Frame(const Frame&) = delete;
+  Frame& operator=(const Frame&) = delete;
+
+  std::string_view view() const { return {bytes_.data(), bytes_.size()}; }
+  const jsonrpc::Envelope& envelope() const { return envelope_; }
+
+ private:
+  simdjson::padded_string bytes_;
+  jsonrpc::Envelope envelope_;
+};
+
+// One exchange and what the chain made of it.
+struct Exchange {
+  MessageContext ctx;
+  Verdict request_verdict;
+  std::string forwarded;  // what the server receives; empty when the chain stopped the request
+  Verdict response_verdict;
+  std::string returned;  // what the client receives when the response went through
+};
+
+// The real chain (BuildChain) over one bundle, driven the way src/proxy/governance.cc drives it.
+class Session {
+ public:
+  explicit Session(std::string_view bundle_json, std::string tenant = "") {
+    deps_.session_id = "s";
+    deps_.sequence = &sequence;
+    deps_.clock = &clock;
+    deps_.rate_state = &rate_state;
+    deps_.metrics = &metrics;
+    deps_.report = [this](std::string report) { reports.push_back(std::move(report)); };
+    deps_.tenant = std::move(tenant);
+    Load(bundle_json);
+  }
+
+  // Parses `bundle_json` and rebuilds the chain over it with the same state.
+  void Load(std::string_view bundle_json) {
+    absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle = policy::ParseBundle(bundle_json);
+    if (!bundle.ok()) {
+      ADD_FAILURE() << bundle.status();
+      bundle = policy::ParseBundle(R"({"bundleVersion":"unparsable"})");
+    }
+    absl::StatusOr<std::shared_ptr<ChainSnapshot>> built = BuildChain(*bundle, deps_);
+    if (!built.ok()) {
+      ADD_FAILURE() << built.status();
+      return;
+    }
+    snapshot = *std::move(built);
+  }
+
+  std::unique_ptr<Exchange> Begin(std::string_view request) {
+    auto ex = std::make_unique<Exchange>();
+    Frame frame(request);
+    MessageContext& ctx = ex->ctx;
+    ctx.direction = Direction::kClientToServer;
+    ctx.envelope = &frame.envelope();
+    ctx.payload = frame.view();
+    ctx.bundle = snapshot->bundle.get();
+    ctx.claimed = &claimed;
+    ctx.server_id = server_id;
+    ctx.started = clock.Now();
+    ex->request_verdict = snapshot->chain.OnRequest(ctx);
+    if (ex->request_verdict.IsContinue()) {
+      ex->forwarded = std::string(ctx.current());
+    } else {
+      snapshot->chain.OnComplete(ctx);
+    }
+    ctx.envelope = nullptr;
+    ctx.payload = {};
+    return ex;
+  }
+
+  void Respond(Exchange& ex, std::string_view response) {
+    Frame frame(response);
+    MessageContext& ctx = ex.ctx;
+    ctx.direction = Direction::kServerToClient;
+    ctx.envelope = &frame.envelope();
+    ctx.payload = frame.view();
+    ctx.rewritten.reset();
+    ex.response_verdict = snapshot->chain.OnResponse(ctx);
+    if (ex.response_verdict.IsContinue()) {
+      ex.returned = std::string(ctx.current());
+    }
+    snapshot->chain.OnComplete(ctx);
+    ctx.envelope = nullptr;
+    ctx.payload = {};
+  }
+
+  // A request and, when the chain lets it through, the server's `response` after `latency`.
+  std::unique_ptr<Exchange> Call(std::string_view request, std::string_view response,
+                                 Duration latency = std::chrono::milliseconds(3)) {
+    std::unique_ptr<Exchange> ex = Begin(request);
+    if (ex->request_verdict.IsContinue()) {
+      clock.Advance(latency);
+      Respond(*ex, response);
+    }
+    return ex;
+  }
+
+  ManualClock clock;
+  uint64_t sequence = 1;
+  RateLimitState rate_state;
+  telemetry::Metrics metrics;
+  std::vector<std::string> reports;
+  Principal claimed;
+  std::string server_id = "fs";
+  std::shared_ptr<ChainSnapshot> snapshot;
+
+ private:
+  ChainDeps deps_;
+};
+
+// One report, parsed. The padded copy keeps the DOM's strings alive.
+class Report {
+ public:
+  explicit Report(const std::string& json) : text_(json) {
+    EXPECT_EQ(parser_.parse(text_).get(root_), simdjson::SUCCESS) << json;
+  }
+  simdjson::dom::element operator[](std::string_view pointer) const {
+    simdjson::dom::element e;
+    EXPECT_EQ(root_.at_pointer(pointer).get(e), simdjson::SUCCESS) << pointer;
+    return e;
+  }
+  bool Has(std::string_view pointer) const {
+    return root_.at_pointer(pointer).error() == simdjson::SUCCESS;
+  }
+  std::string Str(std::string_view pointer) const {
+    std::string_view s;
+    EXPECT_EQ((*this)[pointer].get_string().get(s), simdjson::SUCCESS) << pointer;
+    return std::string(s);
+  }
+  int64_t Int(std::string_view pointer) const {
+    int64_t n = -1;
+    EXPECT_EQ((*this)[pointer].get_int64().get(n), simdjson::SUCCESS) << pointer;
+    return n;
+  }
+  bool Bool(std::string_view pointer) const {
+    bool b = false;
+    EXPECT_EQ((*this)[pointer].get_bool().get(b), simdjson::SUCCESS) << pointer;
+    return b;
+  }
+  size_t Count(std::string_view pointer) const {
+    simdjson::dom::array a;
+    EXPECT_EQ((*this)[pointer].get_array().get(a), simdjson::SUCCESS) << pointer;
+    return a.size();
+  }
+
+ private:
+  simdjson::padded_string text_;
+  simdjson::dom::parser parser_;
+  simdjson::dom::element root_;
+};
+
+constexpr std::string_view kBundle = R"({"bundleVersion":"2026-11-24.7",
+  "policyRules":[{"ruleId":"no-rm","status":"deny","conditionDsl":"tool.name == \"rm\"",
+                  "reasonCode":"no-delete"}],
+  "redactionRules":[{"ruleId":"mail","detector":"email"},
+                    {"ruleId":"pw","direction":"request","matchPath":"$.password","mode":"drop"}],
+  "pricing":{"requestBaseFeeUsd":0.5}})";
+
+std::string Call(std::string_view tool, std::string_view arguments = "{}") {
+  return std::string(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":")") +
+         std::string(tool) + R"(","arguments":)" + std::string(arguments) + "}}";
+}
+
+TEST(ReportStage, ReportsAServedCallWithEveryField) {
+  Session s(kBundle);
+  s.claimed = {.tenant = "acme", .user = "alice", .agent = "claude"};
+  s.Call(
+      Call("lookup", R"({"who":"alice@example.com","password":"hunter2"})"),
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"bob@example.com"}]}})",
+      milliseconds(12));
+  ASSERT_EQ(s.reports.size(), 1u);
+  const std::string& json = s.reports[0];
+  Report r(json);
+  EXPECT_EQ(r.Int("/v"), 1);
+  EXPECT_EQ(r.Str("/invocationId"), "s-1");
+  EXPECT_EQ(r.Str("/bundleVersion"), "2026-11-24.7");
+  EXPECT_EQ(r.Str("/method"), "tools/call");
+  EXPECT_EQ(r.Str("/tool"), "lookup");
+  EXPECT_EQ(r.Str("/server"), "fs");
+  EXPECT_EQ(r.Str("/principal/tenant"), "acme");
+  EXPECT_EQ(r.Str("/principal/user"), "alice");
+  EXPECT_EQ(r.Str("/principal/agent"), "claude");
+  EXPECT_EQ(r.Str("/outcome"), "served");
+  EXPECT_FALSE(r.Has("/error"));
+  EXPECT_FALSE(r.Has("/rateLimit"));
+  EXPECT_EQ(r.Int("/latencyUs"), 12000);
+  EXPECT_TRUE(r.Bool("/dispatched"));
+
+  // Every decision row carries "<invocation>:<stage>".
+  size_t rows = r.Count("/decisions");
+  ASSERT_GE(rows, 4u);
+  for (size_t i = 0; i < rows; ++i) {
+    std::string row = "/decisions/" + std::to_string(i);
+    EXPECT_EQ(r.Str(row + "/decisionId"), "s-1:" + r.Str(row + "/stage"));
+    EXPECT_TRUE(r.Bool(row + "/enforced"));
+  }
+  EXPECT_EQ(r.Str("/decisions/0/stage"), "policy");
+  EXPECT_EQ(r.Str("/decisions/0/status"), "allow");
+  EXPECT_EQ(r.Str("/decisions/0/reasonCode"), "policy:no-rule");
+
+  ASSERT_EQ(r.Count("/redactions"), 3u);
+  EXPECT_EQ(r.Str("/redactions/0/direction"), "request");
+  EXPECT_EQ(r.Str("/redactions/0/ruleId"), "mail");
+  EXPECT_EQ(r.Str("/redactions/0/pointer"), "/who");
+  EXPECT_EQ(r.Str("/redactions/0/action"), "redact");
+  EXPECT_EQ(r.Str("/redactions/1/ruleId"), "pw");
+  EXPECT_EQ(r.Str("/redactions/1/action"), "drop");
+  EXPECT_EQ(r.Str("/redactions/2/direction"), "response");
+  EXPECT_EQ(r.Str("/redactions/2/pointer"), "/content/0/text");
+  EXPECT_THAT(json, Not(HasSubstr("example.com")));
+  EXPECT_THAT(json, Not(HasSubstr("hunter2")));
+
+  EXPECT_GT(r.Int("/cost/inputTokens"), 0);
+  EXPECT_GT(r.Int("/cost/outputTokens"), 0);
+  double usd = 0;
+  ASSERT_EQ(r["/cost/usd"].get_double().get(usd), simdjson::SUCCESS);
+  EXPECT_DOUBLE_EQ(usd, 0.5);
+}
+
+TEST(ReportStage, ReportsABlockedCallWithItsError) {
+  Session s(kBundle);
+  s.Call(Call("rm"), "");
+  ASSERT_EQ(s.reports.size(), 1u);
+  Report r(s.reports[0]);
+  EXPECT_EQ(r.Str("/outcome"), "blocked");
+  EXPECT_EQ(r.Int("/error/code"), -32011);
+  EXPECT_EQ(r.Str("/error/stage"), "policy");
+  EXPECT_EQ(r.Str("/error/reasonCode"), "no-delete");
+  EXPECT_FALSE(r.Bool("/dispatched"));
+  EXPECT_EQ(r.Int("/latencyUs"), 0);
+  ASSERT_EQ(r.Count("/decisions"), 2u);
+  EXPECT_EQ(r.Str("/decisions/0/decisionId"), "s-1:policy");
+  EXPECT_EQ(r.Str("/decisions/0/status"), "deny");
+  EXPECT_EQ(r.Str("/decisions/1/stage"), "dispatch");
+  EXPECT_EQ(r.Str("/decisions/1/reasonCode"), "dispatch:blocked-by-policy");
+  EXPECT_EQ(r.Count("/redactions"), 0u);
+}
+
+TEST(ReportStage, ReportsAnErrorAnswerAsErroredWithoutAnErrorObject) {
+  Session s(kBundle);
+  s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"down"}})");
+  ASSERT_EQ(s.reports.size(), 1u);
+  Report r(s.reports[0]);
+  EXPECT_EQ(r.Str("/outcome"), "errored");
+  EXPECT_FALSE(r.Has("/error"));
+  EXPECT_TRUE(r.Bool("/dispatched"));
+}
+
+TEST(ReportStage, ReportsAWithheldAnswerAsErroredByTheStageThatWithheldIt) {
+  Session s(kBundle);
+  s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{"n":tru}})");
+  ASSERT_EQ(s.reports.size(), 1u);
+  Report r(s.reports[0]);
+  EXPECT_EQ(r.Str("/outcome"), "errored");
+  EXPECT_EQ(r.Int("/error/code"), -32014);
+  EXPECT_EQ(r.Str("/error/stage"), "response_redaction");
+  EXPECT_EQ(r.Str("/error/reasonCode"), "redaction-unreadable");
+}
+
+TEST(ReportStage, ReportsTheRateLimitThatRefusedACall) {
+  Session s(R"({"bundleVersion":"v","rateLimitRules":[
+      {"ruleId":"per-user","limit":1,"windowSeconds":60}]})");
+  s.claimed = {.tenant = "acme", .user = "alice"};
+  s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{}})", milliseconds(3));
+  s.Call(Call("lookup"), "");
+  ASSERT_EQ(s.reports.size(), 2u);
+  Report r(s.reports[1]);
+  EXPECT_EQ(r.Str("/outcome"), "blocked");
+  EXPECT_EQ(r.Int("/error/code"), -32013);
+  EXPECT_EQ(r.Str("/error/stage"), "rate_limit");
+  EXPECT_EQ(r.Str("/rateLimit/ruleId"), "per-user");
+  EXPECT_EQ(r.Str("/rateLimit/key"), "acme:alice");
+  EXPECT_EQ(r.Int("/rateLimit/retryAfterMs"), 59997);
+  EXPECT_EQ(r.Str("/invocationId"), "s-2");
+}
+
+TEST(ReportStage, MarksObservedDecisionsNotEnforced) {
+  Session s(R"({"bundleVersion":"v","stages":{"policy":{"mode":"observe"}},"policyRules":[
+      {"ruleId":"d","status":"deny","conditionDsl":"args.x == 1"}]})");
+  s.Call(Call("t", R"({"x":1})"), R"({"jsonrpc":"2.0","id":1,"result":{}})");
+  ASSERT_EQ(s.reports.size(), 1u);
+  Report r(s.reports[0]);
+  EXPECT_EQ(r.Str("/outcome"), "served");
+  EXPECT_EQ(r.Str("/decisions/0/stage"), "policy");
+  EXPECT_EQ(r.Str("/decisions/0/status"), "deny");
+  EXPECT_FALSE(r.Bool("/decisions/0/enforced"));
+}
+
+TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v\"1"})");
+  ASSERT_TRUE(bundle.ok());
+  ReportStage stage(**bundle, nullptr);
+  MessageContext ctx;
+  ctx.invocation_id = "s-1";
+  ctx.method = "ping";
+  ctx.principal.user = "a\"b\n";
+  Report r(stage.Render(ctx));
+  EXPECT_EQ(r.Str("/bundleVersion"), "v\"1");
+  EXPECT_EQ(r.Str("/principal/user"), "a\"b\n");
+  EXPECT_FALSE(r.Has("/tool"));
+  EXPECT_EQ(r.Count("/decisions"), 0u);
+}
+
+}  // namespace
+}  // namespace mcpmw::middleware
