@@ -1,11 +1,43 @@
 #include "src/middleware/normalize.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "src/common/strings.h"
 #include "src/jsonrpc/errors.h"
 #include "src/middleware/message_edit.h"
 
 namespace mcpmw::middleware {
+namespace {
+
+// True when an object at or below `e` has two members of the same name.
+bool HasDuplicateMember(simdjson::dom::element e) {
+  simdjson::dom::object obj;
+  simdjson::dom::array arr;
+  if (e.get_object().get(obj) == simdjson::SUCCESS) {
+    std::vector<std::string_view> keys;
+    keys.reserve(obj.size());
+    for (auto [key, value] : obj) {
+      if (HasDuplicateMember(value)) {
+        return true;
+      }
+      keys.push_back(key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+  }
+  if (e.get_array().get(arr) == simdjson::SUCCESS) {
+    for (simdjson::dom::element item : arr) {
+      if (HasDuplicateMember(item)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
   ctx.invocation_id = absl::StrCat(session_id_, "-", (*next_sequence_)++);
@@ -19,6 +51,17 @@ Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
     return Verdict::Reject(jsonrpc::kInvalidParams,
                            "tools/call needs params.name, the name of the tool to call.",
                            ErrorData("normalize", "invalid-tool-call", id));
+  }
+  simdjson::dom::element doc;
+  if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest &&
+      parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc) == simdjson::SUCCESS &&
+      HasDuplicateMember(doc)) {
+    std::string id = ctx.DecisionId("normalize");
+    ctx.decisions.push_back(
+        {.stage = name(), .status = "deny", .reason_code = "duplicate-member", .decision_id = id});
+    return Verdict::Reject(jsonrpc::kInvalidParams,
+                           "The request names a member of an object twice; send each member once.",
+                           ErrorData("normalize", "duplicate-member", id));
   }
   return Verdict::Continue();
 }

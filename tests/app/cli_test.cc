@@ -84,11 +84,12 @@ TEST(Cli, ErrorsNameTheProblemAndTheFix) {
 }
 
 TEST(Cli, GovernanceFlagsTurnTheChainOnAndOverrideTheEnvironment) {
-  auto cmd = Parse({"stdio", "--policy", "b.json", "--user", "alice", "--scopes", " Read, write ,",
-                    "--audit-log", "a.jsonl", "--audit-key", "k", "--audit-fsync", "batch",
-                    "--", "node"},
-                   {{"MCP_PROXY_TENANT_ID", "acme"}, {"MCP_PROXY_USER_ID", "bob"},
-                    {"MCP_PROXY_SERVER_ID", "crm"}});
+  auto cmd =
+      Parse({"stdio", "--policy", "b.json", "--user", "alice", "--scopes", " Read, write ,",
+             "--audit-log", "a.jsonl", "--audit-key", "k", "--audit-fsync", "batch", "--", "node"},
+            {{"MCP_PROXY_TENANT_ID", "acme"},
+             {"MCP_PROXY_USER_ID", "bob"},
+             {"MCP_PROXY_SERVER_ID", "crm"}});
   ASSERT_TRUE(cmd.ok()) << cmd.status();
   EXPECT_TRUE(cmd->governed);
   EXPECT_EQ(cmd->governance.policy_path, "b.json");

@@ -207,7 +207,7 @@ TEST(BuildChain, RunsWithoutMetricsOrReportSink) {
   (*snap)->chain.OnComplete(ctx);
   EXPECT_EQ(ctx.invocation_id, "x-1");
   EXPECT_TRUE(ctx.dispatched);
-  EXPECT_DOUBLE_EQ(ctx.cost.usd, 1 + 0.0);  // base fee, no token prices
+  EXPECT_DOUBLE_EQ(ctx.cost.usd, 1.0);  // the base fee; no token prices
 }
 
 constexpr std::string_view kTenantObserve = R"({"bundleVersion":"v",

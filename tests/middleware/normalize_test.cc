@@ -111,6 +111,41 @@ TEST(NormalizeStage, RejectsAToolsCallWhoseNameIsNotAString) {
   EXPECT_EQ(v.code, jsonrpc::kInvalidParams);
 }
 
+TEST(NormalizeStage, RejectsARequestThatNamesAMemberTwice) {
+  uint64_t sequence = 2;
+  NormalizeStage stage("s", &sequence);
+  for (std::string_view json : {
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+           R"("params":{"name":"t","arguments":{"a":1},"arguments":{"b":2}}})",
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+           R"("params":{"name":"t","arguments":{"p":[{"x":1,"x":2}]}}})",
+           R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{},"params":{}})",
+       }) {
+    Frame frame(json);
+    MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+    Verdict v = stage.OnRequest(ctx);
+    EXPECT_EQ(v.kind, Verdict::Kind::kReject) << json;
+    EXPECT_EQ(v.code, jsonrpc::kInvalidParams);
+    EXPECT_EQ(v.message, "The request names a member of an object twice; send each member once.");
+    EXPECT_EQ(v.data_json,
+              R"({"stage":"normalize","reasonCode":"duplicate-member","decisionId":")" +
+                  ctx.invocation_id + R"(:normalize"})");
+    ASSERT_EQ(ctx.decisions.size(), 1u);
+    EXPECT_EQ(ctx.decisions[0].reason_code, "duplicate-member");
+  }
+}
+
+TEST(NormalizeStage, AcceptsEqualNamesInDifferentObjects) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+      R"("params":{"name":"t","arguments":{"name":"n","a":{"name":"m"},"l":[{"a":1},{"a":2}]}}})");
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  EXPECT_TRUE(stage.OnRequest(ctx).IsContinue());
+  EXPECT_TRUE(ctx.decisions.empty());
+}
+
 TEST(NormalizeStage, LetsANotificationWithoutToolNameThrough) {
   uint64_t sequence = 1;
   NormalizeStage stage("s", &sequence);

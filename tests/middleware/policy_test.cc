@@ -244,6 +244,16 @@ TEST(PolicyStage, DeniesByArgumentCondition) {
   EXPECT_EQ(s.sequence, 4u);
 }
 
+TEST(PolicyStage, CannotBeBypassedWithADuplicateArgument) {
+  Session s(R"({"bundleVersion":"v","policyRules":[
+    {"ruleId":"no-etc","status":"deny","conditionDsl":"args.path startsWith \"/etc\""}]})");
+  // The condition would read the first "path"; a server reading the last would open /etc.
+  auto ex = s.Call(ToolCall("read_file", R"({"path":"/tmp/x","path":"/etc/passwd"})"), kOk);
+  EXPECT_EQ(ex->request_verdict.kind, Verdict::Kind::kReject);
+  EXPECT_EQ(ex->forwarded, "");
+  EXPECT_FALSE(ex->ctx.dispatched);
+}
+
 TEST(PolicyStage, AppliesTransformPatchesToTheArgumentsAndKeepsEveryOtherByte) {
   Session s(R"({"bundleVersion":"v","policyRules":[
     {"ruleId":"shape","status":"transform","conditionDsl":"tool.name == \"write\"","patches":[

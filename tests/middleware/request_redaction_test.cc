@@ -12,6 +12,7 @@
 #include "simdjson.h"
 #include "src/common/clock.h"
 #include "src/jsonrpc/envelope.h"
+#include "src/jsonrpc/errors.h"
 #include "src/middleware/chain_factory.h"
 #include "src/policy/bundle.h"
 #include "src/telemetry/metrics.h"
@@ -218,6 +219,16 @@ TEST(RequestRedactionStage, RedactsWhatAPolicyTransformAdded) {
   EXPECT_EQ(ex->forwarded, ToolCall(R"({"to":"x","cc":"[EMAIL_REDACTED]"})"));
   ASSERT_EQ(ex->ctx.redactions.size(), 1u);
   EXPECT_EQ(ex->ctx.redactions[0].pointer, "/cc");
+}
+
+TEST(RequestRedactionStage, CannotBeBypassedWithASecondArgumentsMember) {
+  Session s(kBundle);
+  auto ex = s.Call(R"({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"send",)"
+                   R"("arguments":{"a":"x"},"arguments":{"to":"alice@example.com"}}})",
+                   kOk);
+  EXPECT_EQ(ex->request_verdict.code, jsonrpc::kInvalidParams);
+  EXPECT_EQ(ex->forwarded, "");
+  EXPECT_EQ(ex->ctx.blocked_by, "normalize");
 }
 
 TEST(RequestRedactionStage, LeavesMethodsOtherThanToolsCallAlone) {
