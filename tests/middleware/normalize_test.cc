@@ -8,28 +8,12 @@
 #include "simdjson.h"
 #include "src/jsonrpc/envelope.h"
 #include "src/jsonrpc/errors.h"
+#include "tests/middleware/governed_session.h"
 
 namespace mcpmw::middleware {
 namespace {
 
-// A JSON-RPC message held the way a session holds a frame: simdjson's padding after the bytes,
-// and the envelope read from them by the session's EnvelopeReader.
-class Frame {
- public:
-  explicit Frame(std::string_view json) : bytes_(json) {
-    jsonrpc::EnvelopeReader reader;
-    reader.Read(view(), &envelope_);
-  }
-  Frame(const Frame&) = delete;
-  Frame& operator=(const Frame&) = delete;
-
-  std::string_view view() const { return {bytes_.data(), bytes_.size()}; }
-  const jsonrpc::Envelope& envelope() const { return envelope_; }
-
- private:
-  simdjson::padded_string bytes_;
-  jsonrpc::Envelope envelope_;
-};
+using test_support::Frame;
 
 TEST(NormalizeStage, DeclaresItReadsTheEnvelopeAndWritesTheInvocation) {
   uint64_t sequence = 0;
