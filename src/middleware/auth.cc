@@ -55,15 +55,12 @@ Verdict AuthStage::OnRequest(MessageContext& ctx) {
   std::string_view reason = missing.size() == 1 && missing[0] == "scopes"
                                 ? "auth-missing-scopes"
                                 : "auth-missing-principal";
-  std::string id = ctx.DecisionId("auth");
-  ctx.decisions.push_back(
-      {.stage = name(), .status = "deny", .reason_code = std::string(reason), .decision_id = id});
-  return Verdict::Reject(
-      kCodeUnauthenticated,
+  return Deny(
+      ctx, name(), kCodeUnauthenticated,
       absl::StrCat("The caller's identity is incomplete: no ", absl::StrJoin(missing, ", no "),
                    ". Set them with --tenant/--user/--agent/--scopes or the MCP_PROXY_TENANT_ID, "
                    "MCP_PROXY_USER_ID, MCP_PROXY_AGENT_ID, MCP_PROXY_SCOPES variables."),
-      ErrorData("auth", reason, id));
+      reason);
 }
 
 }  // namespace mcpmw::middleware

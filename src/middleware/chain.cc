@@ -96,6 +96,7 @@ Verdict Chain::Run(MessageContext& ctx, Hook hook) {
     if (!v.IsContinue()) {
       ++c.rejected;
       ctx.outcome = v;
+      ctx.stopped_by = e.stage->name();
       return v;
     }
   }

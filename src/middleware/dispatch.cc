@@ -27,13 +27,7 @@ void DispatchStage::OnComplete(MessageContext& ctx) {
   if (ctx.dispatched) {
     return;
   }
-  // The blocking stage is the last enforced deny recorded before dispatch.
-  for (auto it = ctx.decisions.rbegin(); it != ctx.decisions.rend(); ++it) {
-    if (it->status == "deny" && it->enforced) {
-      ctx.blocked_by = it->stage;
-      break;
-    }
-  }
+  ctx.blocked_by = ctx.stopped_by;
   ctx.decisions.push_back(
       {.stage = name(),
        .status = "deny",

@@ -113,4 +113,16 @@ std::string ErrorData(std::string_view stage, std::string_view reason_code,
   return out;
 }
 
+Verdict Deny(MessageContext& ctx, std::string_view stage, int code, std::string message,
+             std::string_view reason_code, std::string_view rule_id,
+             std::optional<uint64_t> retry_after_ms) {
+  std::string id = ctx.DecisionId(stage);
+  std::string data = ErrorData(stage, reason_code, id, rule_id, retry_after_ms);
+  ctx.decisions.push_back({.stage = stage,
+                           .status = "deny",
+                           .reason_code = std::string(reason_code),
+                           .decision_id = std::move(id)});
+  return Verdict::Reject(code, std::move(message), std::move(data));
+}
+
 }  // namespace mcpmw::middleware

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "src/middleware/stage.h"
 
 namespace mcpmw::middleware {
 
@@ -31,5 +32,12 @@ std::string Splice(std::string_view json, std::string_view part, std::string_vie
 std::string ErrorData(std::string_view stage, std::string_view reason_code,
                       std::string_view decision_id, std::string_view rule_id = {},
                       std::optional<uint64_t> retry_after_ms = std::nullopt);
+
+// How every stage refuses: records `stage`'s deny row (its reason and the decision id
+// "<invocation>:<stage>") and returns the Reject verdict whose data names the same decision.
+// `stage` must be a stage's name() (the row keeps the view).
+Verdict Deny(MessageContext& ctx, std::string_view stage, int code, std::string message,
+             std::string_view reason_code, std::string_view rule_id = {},
+             std::optional<uint64_t> retry_after_ms = std::nullopt);
 
 }  // namespace mcpmw::middleware

@@ -45,23 +45,19 @@ Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
   ctx.tool_name.assign(ctx.envelope->tool_name);
   if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.method == "tools/call" &&
       ctx.tool_name.empty()) {
-    std::string id = ctx.DecisionId("normalize");
-    ctx.decisions.push_back(
-        {.stage = name(), .status = "deny", .reason_code = "invalid-tool-call", .decision_id = id});
-    return Verdict::Reject(jsonrpc::kInvalidParams,
-                           "tools/call needs params.name, the name of the tool to call.",
-                           ErrorData("normalize", "invalid-tool-call", id));
+    return Deny(ctx, name(), jsonrpc::kInvalidParams,
+                "tools/call needs params.name, the name of the tool to call.", "invalid-tool-call");
   }
   simdjson::dom::element doc;
-  if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest &&
-      parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc) == simdjson::SUCCESS &&
-      HasDuplicateMember(doc)) {
-    std::string id = ctx.DecisionId("normalize");
-    ctx.decisions.push_back(
-        {.stage = name(), .status = "deny", .reason_code = "duplicate-member", .decision_id = id});
-    return Verdict::Reject(jsonrpc::kInvalidParams,
-                           "The request names a member of an object twice; send each member once.",
-                           ErrorData("normalize", "duplicate-member", id));
+  if (ctx.envelope->kind != jsonrpc::MessageKind::kRequest ||
+      parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc) != simdjson::SUCCESS) {
+    return Verdict::Continue();
+  }
+  ctx.request_document = doc;
+  if (HasDuplicateMember(doc)) {
+    return Deny(ctx, name(), jsonrpc::kInvalidParams,
+                "The request names a member of an object twice; send each member once.",
+                "duplicate-member");
   }
   return Verdict::Continue();
 }

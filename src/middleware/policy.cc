@@ -138,30 +138,29 @@ absl::StatusOr<std::string> ApplyPatches(std::string_view arguments,
   return text;
 }
 
-Verdict PolicyStage::OnRequest(MessageContext& ctx) {
-  const std::vector<policy::PolicyRule>& rules = bundle_.policy_rules;
-  if (rules.empty()) {
-    return Verdict::Continue();
-  }
+policy::EvalContext ConditionContext(const MessageContext& ctx, std::string_view method,
+                                     std::string_view tool_name) {
   policy::EvalContext ec;
-  ec.method = ctx.method;
-  ec.tool_name = ctx.tool_name;
+  ec.method = method;
+  ec.tool_name = tool_name;
   ec.tool_server = ctx.server_id;
   ec.tenant = ctx.principal.tenant;
   ec.user = ctx.principal.user;
   ec.agent = ctx.principal.agent;
   ec.roles = ctx.principal.roles;
   ec.scopes = ctx.principal.scopes;
-  std::optional<std::string_view> args_text;
-  if (ctx.method == "tools/call") {
-    simdjson::dom::element doc;
-    simdjson::dom::element args;
-    if (parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc) ==
-            simdjson::SUCCESS &&
-        doc.at_pointer("/params/arguments").get(args) == simdjson::SUCCESS) {
-      ec.args = args;
-      ec.has_args = true;
-    }
+  return ec;
+}
+
+Verdict PolicyStage::OnRequest(MessageContext& ctx) {
+  const std::vector<policy::PolicyRule>& rules = bundle_.policy_rules;
+  if (rules.empty()) {
+    return Verdict::Continue();
+  }
+  policy::EvalContext ec = ConditionContext(ctx, ctx.method, ctx.tool_name);
+  if (ctx.method == "tools/call" && ctx.request_document &&
+      ctx.request_document->at_pointer("/params/arguments").get(ec.args) == simdjson::SUCCESS) {
+    ec.has_args = true;
   }
 
   const policy::PolicyRule* first_deny = nullptr;
@@ -208,14 +207,13 @@ Verdict PolicyStage::OnRequest(MessageContext& ctx) {
   ctx.policy.status = decisive->status;
   ctx.policy.rule_id = decisive->id;
   ctx.policy.reason_code = decisive->reason_code;
+  if (decisive->status == RuleStatus::kDeny) {
+    return Deny(ctx, name(), kCodePolicyDenied, decisive->message, decisive->reason_code,
+                decisive->id);
+  }
   ctx.decisions.push_back({.stage = name(),
                            .status = std::string(policy::RuleStatusName(decisive->status)),
                            .reason_code = decisive->reason_code});
-  if (decisive->status == RuleStatus::kDeny) {
-    std::string id = ctx.DecisionId("policy");
-    return Verdict::Reject(kCodePolicyDenied, decisive->message,
-                           ErrorData("policy", decisive->reason_code, id, decisive->id));
-  }
   if (decisive->status != RuleStatus::kTransform) {
     return Verdict::Continue();
   }

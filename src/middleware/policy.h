@@ -15,7 +15,7 @@
 //
 // Conditions see method, tool.name, tool.server (the session's server id), the principal, env
 // (the tenant's environment: the bundle's identity has none, so env is "") and args.<path>: the
-// arguments are parsed (DOM) only for a tools/call and only when the bundle has rules.
+// arguments of a tools/call, read from the document normalize parsed (ctx.request_document).
 #pragma once
 
 #include <memory>
@@ -40,8 +40,12 @@ class PolicyStage final : public Stage {
 
  private:
   const policy::Bundle& bundle_;
-  simdjson::dom::parser parser_;
 };
+
+// What a condition sees of a request for `tool_name` via `method` by ctx's principal on ctx's
+// server (no arguments; the caller adds them when it has them).
+policy::EvalContext ConditionContext(const MessageContext& ctx, std::string_view method,
+                                     std::string_view tool_name);
 
 // `arguments` (a JSON value) with `patches` applied in order. InvalidArgument when `arguments`
 // is not JSON.

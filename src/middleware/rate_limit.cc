@@ -273,17 +273,11 @@ Verdict RateLimitStage::Refuse(MessageContext& ctx, const Check& worst, std::str
               .retry_after_ms = worst.retry_after_ms,
               .rule_id = rule.id,
               .key = std::string(key)};
-  std::string decision_id = ctx.DecisionId(name());
-  ctx.decisions.push_back({.stage = name(),
-                           .status = "deny",
-                           .reason_code = "rate-limit-exceeded",
-                           .decision_id = decision_id});
-  std::string message =
+  return Deny(
+      ctx, name(), kCodeRateLimited,
       absl::StrCat("Rate limit exceeded for ", SubjectText(rule, ctx, key), ": ", LimitText(rule),
-                   " (rule ", rule.id, "); retry in ", RetryText(worst.retry_after_ms), ".");
-  return Verdict::Reject(
-      kCodeRateLimited, std::move(message),
-      ErrorData(name(), "rate-limit-exceeded", decision_id, rule.id, worst.retry_after_ms));
+                   " (rule ", rule.id, "); retry in ", RetryText(worst.retry_after_ms), "."),
+      "rate-limit-exceeded", rule.id, worst.retry_after_ms);
 }
 
 Verdict RateLimitStage::OnRequest(MessageContext& ctx) {

@@ -45,10 +45,10 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
   bool rejected = ctx.outcome.kind == Verdict::Kind::kReject;
   Str("outcome", ExchangeOutcome(ctx), &out);
   if (rejected) {
-    // The rejecting stage's row is the last enforced deny.
+    // The deny row of the stage whose verdict took effect (none when mcpmw ended the exchange).
     const Decision* deny = nullptr;
     for (const Decision& d : ctx.decisions) {
-      if (d.status == "deny" && d.enforced && d.stage != "dispatch") {
+      if (!ctx.stopped_by.empty() && d.stage == ctx.stopped_by && d.status == "deny") {
         deny = &d;
       }
     }

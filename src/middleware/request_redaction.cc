@@ -44,15 +44,10 @@ Verdict RequestRedactionStage::OnRequest(MessageContext& ctx) {
   size_t changes = 0;
   if (!RedactMember(ctx, *bundle_.request_redactor, {"params", "arguments"},
                     Direction::kClientToServer, &changes)) {
-    std::string id = ctx.DecisionId("request_redaction");
-    ctx.decisions.push_back({.stage = name(),
-                             .status = "deny",
-                             .reason_code = "redaction-unreadable",
-                             .decision_id = id});
-    return Verdict::Reject(kCodeRedactionFailed,
-                           "The tool arguments are not valid JSON, so they cannot be checked for "
-                           "secrets; the call was not sent.",
-                           ErrorData("request_redaction", "redaction-unreadable", id));
+    return Deny(ctx, name(), kCodeRedactionFailed,
+                "The tool arguments are not valid JSON, so they cannot be checked for secrets; "
+                "the call was not sent.",
+                "redaction-unreadable");
   }
   ctx.decisions.push_back({.stage = name(),
                            .status = changes > 0 ? "transform" : "allow",

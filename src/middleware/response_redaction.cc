@@ -16,15 +16,10 @@ Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
   size_t changes = 0;
   if (!RedactMember(ctx, *bundle_.response_redactor, {"result"}, Direction::kServerToClient,
                     &changes)) {
-    std::string id = ctx.DecisionId("response_redaction");
-    ctx.decisions.push_back({.stage = name(),
-                             .status = "deny",
-                             .reason_code = "redaction-unreadable",
-                             .decision_id = id});
-    return Verdict::Reject(kCodeRedactionFailed,
-                           "The server's answer is not valid JSON, so it cannot be checked for "
-                           "secrets; it was withheld.",
-                           ErrorData("response_redaction", "redaction-unreadable", id));
+    return Deny(ctx, name(), kCodeRedactionFailed,
+                "The server's answer is not valid JSON, so it cannot be checked for secrets; it "
+                "was withheld.",
+                "redaction-unreadable");
   }
   ctx.decisions.push_back({.stage = name(),
                            .status = changes > 0 ? "transform" : "allow",

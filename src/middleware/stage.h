@@ -149,6 +149,9 @@ struct MessageContext {
 
   // normalize
   std::string invocation_id;
+  // The request parsed once (DOM) by normalize for the stages that read inside it (policy's
+  // args.* conditions). Valid during OnRequest only: the session clears it with the views.
+  std::optional<simdjson::dom::element> request_document;
   std::string method;     // of the request (also while its response is processed)
   std::string tool_name;  // tools/call params.name
   // auth
@@ -171,8 +174,10 @@ struct MessageContext {
   std::vector<Decision> decisions;
   // Set by a stage that rewrote the message; the session forwards this instead of `payload`.
   std::optional<std::string> rewritten;
-  // The verdict the chain ended with (for OnComplete).
+  // The verdict the chain ended with (for OnComplete), and the stage whose verdict took effect
+  // (empty when every stage let the message through, or mcpmw ended the exchange itself).
   Verdict outcome;
+  std::string_view stopped_by;
   // Facts written so far (maintained by the chain; stages may consult it).
   FactSet facts;
 

@@ -6,6 +6,7 @@
 #include "simdjson.h"
 #include "src/common/strings.h"
 #include "src/middleware/message_edit.h"
+#include "src/middleware/policy.h"
 
 namespace mcpmw::middleware {
 
@@ -39,15 +40,7 @@ std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
                                 return r.status == policy::RuleStatus::kDeny;
                               });
   if (any_deny) {
-    policy::EvalContext ec;
-    ec.method = "tools/call";
-    ec.tool_name = tool;
-    ec.tool_server = ctx.server_id;
-    ec.tenant = ctx.principal.tenant;
-    ec.user = ctx.principal.user;
-    ec.agent = ctx.principal.agent;
-    ec.roles = ctx.principal.roles;
-    ec.scopes = ctx.principal.scopes;
+    policy::EvalContext ec = ConditionContext(ctx, "tools/call", tool);
     for (const policy::PolicyRule& rule : bundle_.policy_rules) {
       if (rule.status == policy::RuleStatus::kDeny && rule.condition.Evaluate(ec)) {
         return "policy-deny";
@@ -67,13 +60,9 @@ Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
         {.stage = name(), .status = "allow", .reason_code = "tool-filter:allowed"});
     return Verdict::Continue();
   }
-  std::string id = ctx.DecisionId("tool_filter");
-  ctx.decisions.push_back(
-      {.stage = name(), .status = "deny", .reason_code = std::string(reason), .decision_id = id});
   // The message does not confirm the tool exists: a hidden tool looks like an unknown one.
-  return Verdict::Reject(kCodeToolHidden,
-                         absl::StrCat("Tool \"", ctx.tool_name, "\" is not available to you."),
-                         ErrorData("tool_filter", reason, id));
+  return Deny(ctx, name(), kCodeToolHidden,
+              absl::StrCat("Tool \"", ctx.tool_name, "\" is not available to you."), reason);
 }
 
 Verdict ToolFilterStage::OnResponse(MessageContext& ctx) {

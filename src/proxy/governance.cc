@@ -99,9 +99,11 @@ std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
   if (!v.IsContinue()) {
     Complete(*ex);
   }
-  // The envelope and payload views die with the frame; the context must not keep them.
+  // The envelope, payload and document views die with the frame (and the next parse); the
+  // context must not keep them.
   ctx.envelope = nullptr;
   ctx.payload = {};
+  ctx.request_document.reset();
   return ex;
 }
 

@@ -101,6 +101,7 @@ TEST(Chain, StopsAtTheFirstEnforcedRejectionButStillCompletesEveryStage) {
   EXPECT_EQ(v.code, -32010);
   EXPECT_EQ(v.data_json, R"({"stage":"policy"})");
   EXPECT_EQ(ctx.outcome.code, -32010);
+  EXPECT_EQ(ctx.stopped_by, "policy");
   chain->OnComplete(ctx);
   EXPECT_THAT(log, ElementsAre("auth.request", "policy.request", "auth.complete", "policy.complete",
                                "trace.complete"));
@@ -119,6 +120,7 @@ TEST(Chain, ObserveModeRecordsButNeitherBlocksNorRewrites) {
   MessageContext ctx;
   EXPECT_TRUE(chain->OnRequest(ctx).IsContinue());
   EXPECT_FALSE(ctx.rewritten.has_value());
+  EXPECT_TRUE(ctx.stopped_by.empty());
   ASSERT_EQ(ctx.decisions.size(), 1u);
   EXPECT_EQ(ctx.decisions[0].status, "deny");
   EXPECT_FALSE(ctx.decisions[0].enforced);

@@ -94,13 +94,14 @@ TEST(DispatchStage, DoesNotBlameAnObservedDeny) {
   EXPECT_EQ(ctx.finished.time_since_epoch(), milliseconds(7));
 }
 
-TEST(DispatchStage, BlamesTheLastEnforcedDeny) {
+TEST(DispatchStage, BlamesTheStageWhoseVerdictTookEffect) {
   ManualClock clock;
   DispatchStage stage(clock);
   MessageContext ctx;
   ctx.decisions.push_back({.stage = "auth", .status = "allow"});
   ctx.decisions.push_back({.stage = "rate_limit", .status = "deny"});
   ctx.decisions.push_back({.stage = "trace", .status = "deny", .enforced = false});
+  ctx.stopped_by = "rate_limit";  // what the chain records when rate_limit's Reject takes effect
   stage.OnComplete(ctx);
   EXPECT_EQ(ctx.blocked_by, "rate_limit");
   EXPECT_EQ(ctx.decisions.back().reason_code, "dispatch:blocked-by-rate_limit");

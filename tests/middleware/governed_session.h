@@ -95,6 +95,7 @@ class Session {
     }
     ctx.envelope = nullptr;
     ctx.payload = {};
+    ctx.request_document.reset();
     return ex;
   }
 
