@@ -229,6 +229,8 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
   LogDebug("client → server ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
            " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id),
            " bytes=", frame.payload.size());
+  std::unique_ptr<Exchange> exchange;    // a governed request's exchange
+  std::optional<std::string> rewritten;  // what a stage made of the request, if it changed it
   switch (env_.kind) {
     case MessageKind::kParseError:
       ReplyToClient({}, jsonrpc::kParseError, absl::StrCat("Parse error: ", Sv(env_.problem)),
@@ -248,37 +250,26 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
         return;
       }
       if (options_.governance != nullptr) {
-        std::unique_ptr<Exchange> ex = options_.governance->Begin(env_, frame.payload);
-        const middleware::Verdict& verdict = ex->ctx.outcome;
+        exchange = options_.governance->Begin(env_, frame.payload);
+        const middleware::Verdict& verdict = exchange->ctx.outcome;
         if (verdict.kind == middleware::Verdict::Kind::kReject) {
           ReplyToClient(env_.id, verdict.code, verdict.message, verdict.data_json);
           return;
         }
-        if (env_.method == "initialize") {
-          initialize_params_ = MinifiedParams(frame.payload);
-        }
-        std::optional<std::string> rewritten = std::move(ex->ctx.rewritten);
-        client_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method), std::move(ex)};
-        if (rewritten) {
-          ForwardRewrittenToServer(*std::move(rewritten), env_);
-          return;
-        }
-        break;
+        rewritten = std::move(exchange->ctx.rewritten);
       }
       if (env_.method == "initialize") {
         initialize_params_ = MinifiedParams(frame.payload);
       }
-      client_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method)};
+      client_in_flight_[std::string(env_.id)] =
+          Pending{std::string(env_.method), std::move(exchange)};
       break;
     case MessageKind::kNotification:
       if (env_.method == "notifications/initialized") {
         initialized_notified_ = true;
       } else if (env_.method == "notifications/cancelled" && !env_.request_id.empty()) {
         // The client gave up on that request: if the server dies now, it expects no answer.
-        if (auto it = client_in_flight_.find(Sv(env_.request_id)); it != client_in_flight_.end()) {
-          AbandonPending(it->second, jsonrpc::kRequestCancelled, "cancelled by the client");
-          client_in_flight_.erase(it);
-        }
+        AbandonInFlight(env_.request_id, jsonrpc::kRequestCancelled, "cancelled by the client");
       }
       break;
     case MessageKind::kResponse:
@@ -293,25 +284,28 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
     case MessageKind::kBatch:
       break;  // forwarded as-is; batch members are not tracked
   }
-  ForwardToServer(frame, env_);
+  ForwardToServer(frame, std::move(rewritten), env_);
 }
 
-void Sidecar::ForwardToServer(const FrameResult& frame, const jsonrpc::Envelope& env) {
+void Sidecar::ForwardToServer(const FrameResult& frame, std::optional<std::string> rewritten,
+                              const jsonrpc::Envelope& env) {
   if (state_ == ServerState::kRunning) {
-    server_writer_.EnqueueFrame(frame, client_reader_.framing());
+    if (rewritten) {
+      server_writer_.EnqueueMessage(*std::move(rewritten));
+    } else {
+      server_writer_.EnqueueFrame(frame, client_reader_.framing());
+    }
     return;
   }
   if (state_ == ServerState::kGone || shutting_down_) {
     return;  // requests were answered by the caller; nothing else can be delivered
   }
-  if (held_bytes_ + frame.payload.size() > options_.restart_buffer_bytes) {
+  size_t size = rewritten ? rewritten->size() : frame.payload.size();
+  if (held_bytes_ + size > options_.restart_buffer_bytes) {
     LogError("the restart buffer (", options_.restart_buffer_bytes,
              " bytes) is full; a client message was not delivered");
     if (env.kind == MessageKind::kRequest) {
-      if (auto it = client_in_flight_.find(Sv(env.id)); it != client_in_flight_.end()) {
-        AbandonPending(it->second, jsonrpc::kServerUnavailable, "restart buffer full");
-        client_in_flight_.erase(it);
-      }
+      AbandonInFlight(env.id, jsonrpc::kServerUnavailable, "restart buffer full");
       ReplyToClient(env.id, jsonrpc::kServerUnavailable,
                     "The MCP server is restarting and mcpmw's restart buffer is full; the "
                     "request was not delivered, retry it shortly",
@@ -319,35 +313,18 @@ void Sidecar::ForwardToServer(const FrameResult& frame, const jsonrpc::Envelope&
     }
     return;
   }
-  held_bytes_ += frame.payload.size();
-  held_.emplace_back(frame.payload);
+  held_bytes_ += size;
+  held_.push_back(rewritten ? *std::move(rewritten) : std::string(frame.payload));
 }
 
-void Sidecar::ForwardRewrittenToServer(std::string message, const jsonrpc::Envelope& env) {
-  if (state_ == ServerState::kRunning) {
-    server_writer_.EnqueueMessage(std::move(message));
-    return;
+bool Sidecar::AbandonInFlight(std::string_view id, int code, std::string_view message) {
+  auto it = id.empty() ? client_in_flight_.end() : client_in_flight_.find(Sv(id));
+  if (it == client_in_flight_.end()) {
+    return false;
   }
-  if (state_ == ServerState::kGone || shutting_down_) {
-    return;
-  }
-  if (held_bytes_ + message.size() > options_.restart_buffer_bytes) {
-    LogError("the restart buffer (", options_.restart_buffer_bytes,
-             " bytes) is full; a client message was not delivered");
-    if (env.kind == MessageKind::kRequest) {
-      if (auto it = client_in_flight_.find(Sv(env.id)); it != client_in_flight_.end()) {
-        AbandonPending(it->second, jsonrpc::kServerUnavailable, "restart buffer full");
-        client_in_flight_.erase(it);
-      }
-      ReplyToClient(env.id, jsonrpc::kServerUnavailable,
-                    "The MCP server is restarting and mcpmw's restart buffer is full; the "
-                    "request was not delivered, retry it shortly",
-                    R"({"reason":"restart-buffer-full","retryable":true})");
-    }
-    return;
-  }
-  held_bytes_ += message.size();
-  held_.push_back(std::move(message));
+  AbandonPending(it->second, code, message);
+  client_in_flight_.erase(it);
+  return true;
 }
 
 void Sidecar::AbandonPending(Pending& pending, int code, std::string_view message) {
@@ -389,10 +366,7 @@ io::Task<void> Sidecar::ServerPump(uint64_t generation) {
         std::string_view id = OversizedFrameId(server_reader_, r);
         LogError("a server message of ", r.frame_bytes, "+ bytes exceeds --max-message-bytes (",
                  options_.max_message_bytes, "); skipped");
-        if (auto it = id.empty() ? client_in_flight_.end() : client_in_flight_.find(Sv(id));
-            it != client_in_flight_.end()) {
-          AbandonPending(it->second, jsonrpc::kMessageTooLarge, "response too large");
-          client_in_flight_.erase(it);
+        if (AbandonInFlight(id, jsonrpc::kMessageTooLarge, "response too large")) {
           ReplyToClient(
               id, jsonrpc::kMessageTooLarge,
               absl::StrCat("The MCP server's response is over the ", options_.max_message_bytes,
@@ -443,10 +417,7 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
       LogError("the MCP server wrote something that is not a JSON-RPC message (", Sv(env_.problem),
                "); dropped");
       // Do not leave the client waiting on an answer that will never be readable.
-      if (auto it = env_.HasId() ? client_in_flight_.find(Sv(env_.id)) : client_in_flight_.end();
-          it != client_in_flight_.end()) {
-        AbandonPending(it->second, jsonrpc::kInternalError, "invalid server response");
-        client_in_flight_.erase(it);
+      if (AbandonInFlight(env_.id, jsonrpc::kInternalError, "invalid server response")) {
         ReplyToClient(env_.id, jsonrpc::kInternalError,
                       absl::StrCat("The MCP server sent an invalid response: ", Sv(env_.problem)),
                       R"({"reason":"invalid-server-response"})");

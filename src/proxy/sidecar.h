@@ -105,12 +105,16 @@ class Sidecar {
   void ReloadBundle(std::string_view why);
   // Completes the governed exchange of a client request that ends without the server's answer.
   void AbandonPending(Pending& pending, int code, std::string_view message);
+  // The same for the request with raw id `id`, which then leaves the in-flight table; false when
+  // it was not in flight.
+  bool AbandonInFlight(std::string_view id, int code, std::string_view message);
 
   void HandleClientFrame(const framing::FrameResult& frame);
   void HandleServerFrame(const framing::FrameResult& frame);
-  void ForwardToServer(const framing::FrameResult& frame, const jsonrpc::Envelope& env);
-  // The same for a message a stage rewrote.
-  void ForwardRewrittenToServer(std::string message, const jsonrpc::Envelope& env);
+  // Sends a client message to the server (or holds it while the server restarts): `rewritten`
+  // when a governance stage changed it, else the frame's own bytes.
+  void ForwardToServer(const framing::FrameResult& frame, std::optional<std::string> rewritten,
+                       const jsonrpc::Envelope& env);
   void ReplyToClient(std::string_view id, int code, std::string_view message,
                      std::string_view data_json = {});
   void FailInFlight(int code, std::string_view message, std::string_view data_json);
