@@ -136,24 +136,32 @@ class ObjectReader {
     return out;
   }
 
-  // One of `choices`, or `fallback` when absent.
-  absl::StatusOr<std::string> Choice(std::string_view key,
-                                     std::initializer_list<std::string_view> choices,
-                                     std::string_view fallback) {
+  // The value `choices` maps the member's string to; `fallback` when the member is absent, or
+  // an error saying what is allowed when there is no fallback.
+  template <typename T>
+  absl::StatusOr<T> Choice(std::string_view key,
+                           std::initializer_list<std::pair<std::string_view, T>> choices,
+                           std::optional<T> fallback) {
     MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> s, String(key));
-    if (!s) {
-      return std::string(fallback);
-    }
-    for (std::string_view c : choices) {
-      if (*s == c) {
-        return *std::move(s);
+    std::string list;     // "a", "b", "c"
+    std::string options;  // "a", "b" or "c"
+    size_t n = 0;
+    for (const auto& [name, value] : choices) {
+      if (s && *s == name) {
+        return value;
       }
+      std::string quoted = absl::StrCat("\"", Sv(name), "\"");
+      absl::StrAppend(&list, n == 0 ? "" : ", ", quoted);
+      absl::StrAppend(&options, n == 0 ? "" : n + 1 == choices.size() ? " or " : ", ", quoted);
+      ++n;
     }
-    std::string list;
-    for (std::string_view c : choices) {
-      absl::StrAppend(&list, list.empty() ? "" : ", ", "\"", Sv(c), "\"");
+    if (s) {
+      return Bad(Ptr(key), absl::StrCat("\"", *s, "\" is not one of ", list));
     }
-    return Bad(Ptr(key), absl::StrCat("\"", *s, "\" is not one of ", list));
+    if (fallback) {
+      return *fallback;
+    }
+    return Bad(Ptr(key), absl::StrCat("required: ", options));
   }
 
   // InvalidArgument for the first key that was never asked for.
@@ -193,10 +201,8 @@ absl::StatusOr<array> AsArray(element e, std::string_view pointer) {
 }
 
 absl::StatusOr<Mode> ParseMode(ObjectReader& r, Mode fallback) {
-  MCPMW_ASSIGN_OR_RETURN(
-      std::string m,
-      r.Choice("mode", {"enforce", "observe"}, fallback == Mode::kEnforce ? "enforce" : "observe"));
-  return m == "observe" ? Mode::kObserve : Mode::kEnforce;
+  return r.Choice<Mode>("mode", {{"enforce", Mode::kEnforce}, {"observe", Mode::kObserve}},
+                        fallback);
 }
 
 absl::Status ParseStageModes(element e, const std::string& pointer,
@@ -263,17 +269,17 @@ absl::StatusOr<PolicyRule> ParseRule(element e, const std::string& ptr,
     return Bad(r.Ptr("conditionDsl"), Sv(condition.status().message()));
   }
   PolicyRule rule{.id = std::move(rule_id), .condition = *std::move(condition)};
-  MCPMW_ASSIGN_OR_RETURN(std::string status,
-                         r.Choice("status", {"allow", "deny", "transform", "observe-only"}, ""));
-  if (status.empty()) {
-    return Bad(r.Ptr("status"), "required: \"allow\", \"deny\", \"transform\" or \"observe-only\"");
-  }
-  rule.status = status == "deny"        ? RuleStatus::kDeny
-                : status == "transform" ? RuleStatus::kTransform
-                : status == "allow"     ? RuleStatus::kAllow
-                                        : RuleStatus::kObserveOnly;
+  MCPMW_ASSIGN_OR_RETURN(rule.status,
+                         r.Choice<RuleStatus>("status",
+                                              {{"allow", RuleStatus::kAllow},
+                                               {"deny", RuleStatus::kDeny},
+                                               {"transform", RuleStatus::kTransform},
+                                               {"observe-only", RuleStatus::kObserveOnly}},
+                                              std::nullopt));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> reason, r.String("reasonCode"));
-  rule.reason_code = reason && !reason->empty() ? *reason : absl::StrCat("policy-", status);
+  rule.reason_code = reason && !reason->empty()
+                         ? *reason
+                         : absl::StrCat("policy-", Sv(RuleStatusName(rule.status)));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> message, r.String("message"));
   rule.message =
       message ? *message
@@ -297,11 +303,10 @@ absl::StatusOr<PolicyRule> ParseRule(element e, const std::string& ptr,
       MCPMW_ASSIGN_OR_RETURN(object pobj, AsObject(p, ip));
       ObjectReader pr(pobj, ip);
       ArgPatch patch;
-      MCPMW_ASSIGN_OR_RETURN(std::string op, pr.Choice("op", {"set", "remove"}, ""));
-      if (op.empty()) {
-        return Bad(pr.Ptr("op"), "required: \"set\" or \"remove\"");
-      }
-      patch.op = op == "set" ? ArgPatch::Op::kSet : ArgPatch::Op::kRemove;
+      MCPMW_ASSIGN_OR_RETURN(
+          patch.op, pr.Choice<ArgPatch::Op>(
+                        "op", {{"set", ArgPatch::Op::kSet}, {"remove", ArgPatch::Op::kRemove}},
+                        std::nullopt));
       MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> path, pr.String("path"));
       if (!path) {
         return Bad(pr.Ptr("path"),
@@ -348,11 +353,12 @@ absl::StatusOr<ToolEntry> ParseTool(element e, const std::string& ptr) {
   MCPMW_ASSIGN_OR_RETURN(tool.tool_name, r.RequiredString("toolName"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> server, r.String("serverId"));
   tool.server_id = server.value_or("");
-  MCPMW_ASSIGN_OR_RETURN(std::string vis,
-                         r.Choice("visibility", {"public", "restricted", "private"}, "public"));
-  tool.visibility = vis == "private"      ? Visibility::kPrivate
-                    : vis == "restricted" ? Visibility::kRestricted
-                                          : Visibility::kPublic;
+  MCPMW_ASSIGN_OR_RETURN(tool.visibility,
+                         r.Choice<Visibility>("visibility",
+                                              {{"public", Visibility::kPublic},
+                                               {"restricted", Visibility::kRestricted},
+                                               {"private", Visibility::kPrivate}},
+                                              Visibility::kPublic));
   MCPMW_ASSIGN_OR_RETURN(tool.scope_requirements, r.Strings("scopeRequirements"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> description, r.String("description"));
   (void)description;  // documentation for people; the server's own description is what is listed
@@ -365,12 +371,13 @@ absl::StatusOr<RateRule> ParseRateRule(element e, const std::string& ptr) {
   ObjectReader r(obj, ptr);
   RateRule rule;
   MCPMW_ASSIGN_OR_RETURN(rule.id, r.RequiredString("ruleId"));
-  MCPMW_ASSIGN_OR_RETURN(std::string dim,
-                         r.Choice("dimension", {"user", "agent", "tool", "tenant"}, "user"));
-  rule.dimension = dim == "agent"    ? RateDimension::kAgent
-                   : dim == "tool"   ? RateDimension::kTool
-                   : dim == "tenant" ? RateDimension::kTenant
-                                     : RateDimension::kUser;
+  MCPMW_ASSIGN_OR_RETURN(rule.dimension,
+                         r.Choice<RateDimension>("dimension",
+                                                 {{"user", RateDimension::kUser},
+                                                  {"agent", RateDimension::kAgent},
+                                                  {"tool", RateDimension::kTool},
+                                                  {"tenant", RateDimension::kTenant}},
+                                                 RateDimension::kUser));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> key_template, r.String("keyTemplate"));
   if (key_template) {
     // Every {placeholder} must be known, so a typo is not a constant key shared by everyone.
@@ -390,10 +397,11 @@ absl::StatusOr<RateRule> ParseRateRule(element e, const std::string& ptr) {
     }
     rule.key_template = *key_template;
   }
-  MCPMW_ASSIGN_OR_RETURN(std::string alg,
-                         r.Choice("algorithm", {"fixed-window", "token-bucket"}, "fixed-window"));
-  rule.algorithm =
-      alg == "token-bucket" ? RateAlgorithm::kTokenBucket : RateAlgorithm::kFixedWindow;
+  MCPMW_ASSIGN_OR_RETURN(rule.algorithm,
+                         r.Choice<RateAlgorithm>("algorithm",
+                                                 {{"fixed-window", RateAlgorithm::kFixedWindow},
+                                                  {"token-bucket", RateAlgorithm::kTokenBucket}},
+                                                 RateAlgorithm::kFixedWindow));
   MCPMW_ASSIGN_OR_RETURN(std::optional<double> limit, r.Number("limit"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<double> burst, r.Number("burst"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<double> window, r.Number("windowSeconds"));
@@ -444,9 +452,14 @@ absl::Status ParseRedactionRule(element e, const std::string& ptr, RedactionList
   MCPMW_ASSIGN_OR_RETURN(object obj, AsObject(e, ptr));
   ObjectReader r(obj, ptr);
   MCPMW_ASSIGN_OR_RETURN(std::string id, r.RequiredString("ruleId"));
-  MCPMW_ASSIGN_OR_RETURN(std::string direction,
-                         r.Choice("direction", {"request", "response", "both"}, "both"));
-  bool to[2] = {direction != "response", direction != "request"};
+  // Which of the two lists (request, response) the rule joins.
+  using Directions = std::pair<bool, bool>;
+  MCPMW_ASSIGN_OR_RETURN(Directions direction, r.Choice<Directions>("direction",
+                                                                    {{"request", {true, false}},
+                                                                     {"response", {false, true}},
+                                                                     {"both", {true, true}}},
+                                                                    Directions{true, true}));
+  bool to[2] = {direction.first, direction.second};
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> path, r.String("matchPath"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> detector, r.String("detector"));
   MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> pattern, r.String("pattern"));
@@ -461,10 +474,12 @@ absl::Status ParseRedactionRule(element e, const std::string& ptr, RedactionList
     redaction::PathRule rule;
     rule.id = id;
     rule.path = *path;
-    MCPMW_ASSIGN_OR_RETURN(std::string mode, r.Choice("mode", {"mask", "drop", "hash"}, "mask"));
-    rule.action = mode == "drop"   ? redaction::PathRule::kDrop
-                  : mode == "hash" ? redaction::PathRule::kHash
-                                   : redaction::PathRule::kMask;
+    using redaction::PathRule;
+    MCPMW_ASSIGN_OR_RETURN(rule.action, r.Choice<PathRule::Action>("mode",
+                                                                   {{"mask", PathRule::kMask},
+                                                                    {"drop", PathRule::kDrop},
+                                                                    {"hash", PathRule::kHash}},
+                                                                   PathRule::kMask));
     if (replacement) {
       rule.mask = *replacement;
     }
@@ -532,10 +547,11 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
   MCPMW_ASSIGN_OR_RETURN(bundle->version, r.RequiredString("bundleVersion"));
   MCPMW_ASSIGN_OR_RETURN(bundle->mode, ParseMode(r, Mode::kEnforce));
   MCPMW_ASSIGN_OR_RETURN(
-      std::string lang,
-      r.Choice("conditionLanguage", {"expression", "legacy-substring"}, "expression"));
-  bundle->condition_language = lang == "legacy-substring" ? ConditionLanguage::kLegacySubstring
-                                                          : ConditionLanguage::kExpression;
+      bundle->condition_language,
+      r.Choice<ConditionLanguage>("conditionLanguage",
+                                  {{"expression", ConditionLanguage::kExpression},
+                                   {"legacy-substring", ConditionLanguage::kLegacySubstring}},
+                                  ConditionLanguage::kExpression));
   if (std::optional<element> stages = r.Get("stages")) {
     MCPMW_RETURN_IF_ERROR(ParseStageModes(*stages, r.Ptr("stages"), &bundle->stage_modes));
   }
@@ -625,9 +641,9 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
       bundle->tool_catalog.push_back(std::move(tool));
     }
   }
-  MCPMW_ASSIGN_OR_RETURN(std::string uncataloged,
-                         r.Choice("uncatalogedTools", {"visible", "hidden"}, "visible"));
-  bundle->hide_uncataloged_tools = uncataloged == "hidden";
+  MCPMW_ASSIGN_OR_RETURN(
+      bundle->hide_uncataloged_tools,
+      r.Choice<bool>("uncatalogedTools", {{"visible", false}, {"hidden", true}}, false));
   if (std::optional<element> rules = r.Get("rateLimitRules")) {
     MCPMW_ASSIGN_OR_RETURN(array arr, AsArray(*rules, r.Ptr("rateLimitRules")));
     size_t i = 0;
