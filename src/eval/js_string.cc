@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "src/common/utf8.h"
+
 namespace mcpmw::eval {
 namespace {
 
@@ -27,24 +29,6 @@ char32_t DecodeAt(std::string_view s, size_t i, size_t* length) {
     cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
   }
   return cp;
-}
-
-void Encode(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 bool IsJsSpace(char32_t cp) {
@@ -157,7 +141,7 @@ std::string JsToLower(std::string_view s) {
     if (cp == 0x130) {
       out.append("i\xCC\x87");
     } else {
-      Encode(LowerCodePoint(cp), &out);
+      AppendUtf8(LowerCodePoint(cp), &out);
     }
     i += n;
   }

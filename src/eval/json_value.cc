@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "simdjson.h"
 #include "src/eval/js_string.h"
+#include "src/jsonrpc/errors.h"
 
 namespace mcpmw::eval {
 
@@ -133,48 +134,6 @@ JsonValue FromElement(simdjson::dom::element e) {
   return JsonValue();
 }
 
-void AppendString(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    // JSON.stringify's escapes: the two-character forms where JSON has one (\b and \f included,
-    // unlike jsonrpc::AppendJsonString), \u00xx for the other controls, everything else raw.
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\b':
-        out->append("\\b");
-        break;
-      case '\f':
-        out->append("\\f");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(ch);
-        }
-    }
-  }
-  out->push_back('"');
-}
-
 void Write(const JsonValue& v, bool sort_keys, std::string* out) {
   switch (v.kind()) {
     case JsonValue::Kind::kNull:
@@ -187,7 +146,7 @@ void Write(const JsonValue& v, bool sort_keys, std::string* out) {
       out->append(std::isfinite(v.as_number()) ? NumberToString(v.as_number()) : "null");
       return;
     case JsonValue::Kind::kString:
-      AppendString(v.as_string(), out);
+      jsonrpc::AppendJsonStringLikeJs(v.as_string(), out);
       return;
     case JsonValue::Kind::kArray: {
       out->push_back('[');
@@ -221,7 +180,7 @@ void Write(const JsonValue& v, bool sort_keys, std::string* out) {
           out->push_back(',');
         }
         first = false;
-        AppendString(m->key, out);
+        jsonrpc::AppendJsonStringLikeJs(m->key, out);
         out->push_back(':');
         Write(m->value, sort_keys, out);
       }

@@ -5,7 +5,9 @@
 
 namespace mcpmw::jsonrpc {
 
-void AppendJsonString(std::string_view text, std::string* out) {
+namespace {
+
+void AppendEscaped(std::string_view text, bool short_b_f, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
@@ -32,6 +34,13 @@ void AppendJsonString(std::string_view text, std::string* out) {
       case '\t':
         out->append("\\t");
         break;
+      case '\b':
+      case '\f':
+        if (short_b_f) {
+          out->append(c == '\b' ? "\\b" : "\\f");
+          break;
+        }
+        [[fallthrough]];
       default:
         out->append("\\u00");
         out->push_back(kHex[c >> 4]);
@@ -40,6 +49,16 @@ void AppendJsonString(std::string_view text, std::string* out) {
   }
   out->append(text.data() + run, text.size() - run);
   out->push_back('"');
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view text, std::string* out) {
+  AppendEscaped(text, /*short_b_f=*/false, out);
+}
+
+void AppendJsonStringLikeJs(std::string_view text, std::string* out) {
+  AppendEscaped(text, /*short_b_f=*/true, out);
 }
 
 std::string ErrorResponse(std::string_view id, int code, std::string_view message,

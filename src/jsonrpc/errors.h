@@ -28,8 +28,12 @@ inline constexpr int kServerUnavailable = -32001;
 // The message is larger than --max-message-bytes and was skipped.
 inline constexpr int kMessageTooLarge = -32003;
 
-// Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires.
+// Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires:
+// `"` and `\` with a backslash, \n \r \t, every other control character as \u00XX.
 void AppendJsonString(std::string_view text, std::string* out);
+// The same with JavaScript's JSON.stringify spelling, which also writes \b and \f short (what
+// `mcpmw eval` must reproduce byte for byte).
+void AppendJsonStringLikeJs(std::string_view text, std::string* out);
 
 // Builds `{"jsonrpc":"2.0","id":<id>,"error":{"code":..,"message":..[,"data":<data_json>]}}`.
 // `id` is a raw JSON token (as Envelope::id holds it); empty means null. `data_json`, when not

@@ -29,6 +29,12 @@ TEST(AppendJsonString, UsesShortEscapesForNewlineReturnAndTab) {
   EXPECT_EQ(JsonString("a\nb\rc\td"), R"("a\nb\rc\td")");
 }
 
+TEST(AppendJsonStringLikeJs, WritesBackspaceAndFormFeedShortLikeJsonStringify) {
+  std::string out;
+  AppendJsonStringLikeJs(std::string_view("a\b\f\x01\"\\\n", 7), &out);
+  EXPECT_EQ(out, R"("a\b\f\u0001\"\\\n")");
+}
+
 TEST(AppendJsonString, EscapesOtherControlCharactersAsUnicode) {
   EXPECT_EQ(JsonString(std::string_view("\0\x01\x08\x0c\x1f", 5)),
             R"("\u0000\u0001\u0008\u000c\u001f")");
