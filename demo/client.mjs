@@ -9,10 +9,11 @@
 // relative to this script, so it runs from any working directory. Exit 0 on success; on any
 // failure (or after 20 s) it prints `Demo failed: <reason>` and exits 1.
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+
+import { mcpmwBinary } from './mcpmw_binary.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -32,15 +33,11 @@ function fail(reason) {
 const overall = setTimeout(() => fail(`timed out after ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
 
 function resolveBinary() {
-  const bin = process.env.MCPMW_BIN
-    ? path.resolve(process.env.MCPMW_BIN)
-    : path.join(REPO, 'build', 'release', 'src', 'app', 'mcpmw');
   try {
-    accessSync(bin, constants.X_OK);
-  } catch {
-    fail(`mcpmw binary not found or not executable at ${bin} (build it, or set MCPMW_BIN)`);
+    return mcpmwBinary();
+  } catch (e) {
+    return fail(e.message);
   }
-  return bin;
 }
 
 const compact = (text) => (text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}… (${text.length} chars)` : text);

@@ -12,11 +12,13 @@
 // expectation holds; otherwise (or after 60 s) it prints `Demo failed: <reason>` and exits 1.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
+
+import { mcpmwBinary } from './mcpmw_binary.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -43,15 +45,11 @@ function expect(ok, what) {
 }
 
 function resolveBinary() {
-  const bin = process.env.MCPMW_BIN
-    ? path.resolve(process.env.MCPMW_BIN)
-    : path.join(REPO, 'build', 'release', 'src', 'app', 'mcpmw');
   try {
-    accessSync(bin, constants.X_OK);
-  } catch {
-    fail(`mcpmw binary not found or not executable at ${bin} (build it, or set MCPMW_BIN)`);
+    return mcpmwBinary();
+  } catch (e) {
+    return fail(e.message);
   }
-  return bin;
 }
 
 // One mcpmw session: newline-delimited JSON-RPC over the child's stdio.
