@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "pool/path_lookup.h"
+#include "pool/sandbox/sandbox.h"
 #include "src/common/log.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
@@ -39,9 +42,13 @@ enum class Step : int32_t {
   kWireStderr,
   kResetSignalDispositions,
   kClearSignalMask,
+  kChdir,
   kCloseOtherFds,
   kExec,
 };
+
+// A sandbox step is reported as kSandboxStepBase + sandbox::ChildStep.
+constexpr int32_t kSandboxStepBase = 100;
 
 std::string_view StepName(Step step) {
   switch (step) {
@@ -56,11 +63,13 @@ std::string_view StepName(Step step) {
     case Step::kWireStdout:
       return "dup2 stdout";
     case Step::kWireStderr:
-      return "dup2 stderr (/dev/null)";
+      return "dup2 stderr";
     case Step::kResetSignalDispositions:
       return "reset signal dispositions";
     case Step::kClearSignalMask:
       return "clear signal mask";
+    case Step::kChdir:
+      return "chdir";
     case Step::kCloseOtherFds:
       return "close inherited descriptors";
     case Step::kExec:
@@ -124,19 +133,27 @@ absl::Status MakePipe(UniqueFd& read_end, UniqueFd& write_end) {
 struct ChildPlan {
   const char* path;
   char* const* argv;
+  char* const* envp;
   pid_t parent;
+  int parent_pidfd;  // >= 0 only in a new pid namespace, where getppid() is 0
   int stdin_read;
   int stdout_write;
-  int stderr_null;  // -1: inherit
+  int stderr_null;  // /dev/null or the capture pipe; -1: inherit
   int report_write;
+  const char* cwd;                   // nullptr: stay where mcpmw is
+  const sandbox::ChildSteps* steps;  // nullptr: no sandbox
 };
 
-[[noreturn]] void FailInChild(int report_fd, Step step, int error) {
-  ChildReport report{static_cast<int32_t>(step), error};
+[[noreturn]] void FailInChild(int report_fd, int32_t step, int error) {
+  ChildReport report{step, error};
   // One small write to a pipe is atomic; if it fails the parent sees EOF-less exit 127 anyway.
   ssize_t ignored = ::write(report_fd, &report, sizeof(report));
   (void)ignored;
   ::_exit(127);
+}
+
+[[noreturn]] void FailInChild(int report_fd, Step step, int error) {
+  FailInChild(report_fd, static_cast<int32_t>(step), error);
 }
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
@@ -149,7 +166,14 @@ struct ChildPlan {
     FailInChild(report, Step::kSetParentDeathSignal, errno);
   }
   // The parent may have died before PR_SET_PDEATHSIG was armed; then nobody will kill us later.
-  if (::getppid() != plan.parent) {
+  // In a new pid namespace the parent is invisible (getppid() is 0); its pidfd turns readable
+  // when it exits.
+  if (plan.parent_pidfd >= 0) {
+    pollfd parent{plan.parent_pidfd, POLLIN, 0};
+    if (::poll(&parent, 1, 0) != 0) {
+      FailInChild(report, Step::kCheckParentAlive, ESRCH);
+    }
+  } else if (::getppid() != plan.parent) {
     FailInChild(report, Step::kCheckParentAlive, ESRCH);
   }
   // Sources are all > 2 (MakePipe), so dup2 always makes a new, non-CLOEXEC descriptor.
@@ -191,6 +215,15 @@ struct ChildPlan {
   if (::sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) {  // NOLINT(concurrency-mt-unsafe)
     FailInChild(report, Step::kClearSignalMask, errno);
   }
+  if (plan.steps != nullptr) {
+    sandbox::ChildFailure failure;
+    if (!sandbox::ApplyInChild(*plan.steps, &failure)) {
+      FailInChild(report, kSandboxStepBase + static_cast<int32_t>(failure.step), failure.error);
+    }
+  }
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0) {
+    FailInChild(report, Step::kChdir, errno);
+  }
   // Close everything above stdio except the report pipe, which is CLOEXEC and closes itself on
   // a successful exec (that EOF is how the parent learns exec worked).
   if (report > STDERR_FILENO + 1 && ::close_range(STDERR_FILENO + 1, report - 1, 0) != 0) {
@@ -201,12 +234,18 @@ struct ChildPlan {
   }
   // execve of the path resolved before fork (not execvp): execve is async-signal-safe, and the
   // child runs exactly the file the parent checked.
-  ::execve(plan.path, plan.argv, environ);
+  ::execve(plan.path, plan.argv, plan.envp);
   FailInChild(report, Step::kExec, errno);
 }
 
 // Turns the child's report into the operator-facing status.
 absl::Status ReportStatus(std::string_view program, const ChildReport& report) {
+  if (report.step >= kSandboxStepBase) {
+    const auto step = static_cast<sandbox::ChildStep>(report.step - kSandboxStepBase);
+    return CannotStart(program, absl::InternalError(absl::StrCat(
+                                    "containment step `", Sv(sandbox::ChildStepName(step)),
+                                    "` failed: ", ErrnoText(report.error))));
+  }
   const Step step = static_cast<Step>(report.step);
   if (step == Step::kExec) {
     // errno's canonical code: ENOENT → NotFound, EACCES/EPERM → PermissionDenied, …
@@ -215,6 +254,41 @@ absl::Status ReportStatus(std::string_view program, const ChildReport& report) {
   return CannotStart(program,
                      absl::InternalError(absl::StrCat("containment step `", Sv(StepName(step)),
                                                       "` failed: ", ErrnoText(report.error))));
+}
+
+// clone3(2)'s argument block (linux/sched.h's struct clone_args, which cannot be included next
+// to glibc's <sched.h>).
+struct CloneArgs {
+  uint64_t flags;
+  uint64_t pidfd;
+  uint64_t child_tid;
+  uint64_t parent_tid;
+  uint64_t exit_signal;
+  uint64_t stack;
+  uint64_t stack_size;
+  uint64_t tls;
+  uint64_t set_tid;
+  uint64_t set_tid_size;
+  uint64_t cgroup;
+};
+
+// fork(2) plus `namespace_flags` and CLONE_PIDFD, so the parent holds a pidfd from the first
+// instant (no window where the pid could be reaped and reused) and the child can be pid 1 of a
+// new pid namespace. Returns the pid in the parent and 0 in the child, which shares nothing with
+// the parent (no stack or thread is shared, exactly as after fork). clone3 needs Linux 5.3;
+// container seccomp profiles that refuse it with ENOSYS get clone(2), whose third argument is
+// the pidfd slot on every architecture mcpmw builds for (x86-64, arm64).
+pid_t CloneChild(uint64_t namespace_flags, int* pidfd) {
+  CloneArgs args{};
+  args.flags = CLONE_PIDFD | namespace_flags;
+  args.pidfd = reinterpret_cast<uintptr_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  long rc = ::syscall(SYS_clone3, &args, sizeof(args));  // NOLINT(google-runtime-int)
+  if (rc < 0 && errno == ENOSYS) {
+    rc = ::syscall(SYS_clone, CLONE_PIDFD | namespace_flags | SIGCHLD, nullptr, pidfd, nullptr,
+                   nullptr);
+  }
+  return static_cast<pid_t>(rc);
 }
 
 // Blocks every signal on this thread for its lifetime, restoring the old mask afterwards. Keeps
@@ -247,9 +321,58 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
           absl::StrCat("cannot start `", program, "`: an argument contains a NUL byte"));
     }
   }
-  absl::StatusOr<std::string> path = FindExecutable(program, EffectiveSearchPath());
+  std::vector<char*> envp;
+  if (options.env) {
+    envp.reserve(options.env->size() + 1);
+    for (const std::string& entry : *options.env) {
+      if (entry.find('\0') != std::string::npos || entry.find('=') == std::string::npos ||
+          entry.front() == '=') {
+        return absl::InvalidArgumentError(absl::StrCat("cannot start `", program,
+                                                       "`: environment entry \"",
+                                                       entry.substr(0, 64), "\" is not KEY=VALUE"));
+      }
+      envp.push_back(const_cast<char*>(entry.c_str()));
+    }
+    envp.push_back(nullptr);
+  }
+  if (options.cwd.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot start `", program, "`: the working directory contains a NUL byte"));
+  }
+  // "./server" in a profile with a cwd means the server in that directory, as in a shell after cd.
+  const bool relative_to_cwd =
+      !options.cwd.empty() && program.front() != '/' && program.find('/') != std::string::npos;
+  absl::StatusOr<std::string> path = FindExecutable(
+      relative_to_cwd ? absl::StrCat(options.cwd, "/", program) : program, EffectiveSearchPath());
   if (!path.ok()) {
     return CannotStart(program, path.status());
+  }
+  if (!options.cwd.empty() && path->front() != '/') {
+    // Still relative (a relative cwd, or "." on PATH): anchor it before the child changes
+    // directory, so exec runs the file that was checked.
+    char here[PATH_MAX];
+    if (::getcwd(here, sizeof(here)) == nullptr) {
+      return CannotStart(program, ErrnoStatus(errno, "getcwd"));
+    }
+    *path = absl::StrCat(here, "/", *path);
+  }
+
+  std::optional<sandbox::WorkerSandbox> worker_sandbox;
+  if (options.sandbox != nullptr) {
+    absl::StatusOr<sandbox::WorkerSandbox> prepared = options.sandbox->Prepare(
+        options.worker_name.empty() ? std::string_view(program) : options.worker_name);
+    if (!prepared.ok()) {
+      return CannotStart(program, prepared.status());
+    }
+    worker_sandbox = *std::move(prepared);
+  }
+  const uint64_t namespace_flags = worker_sandbox ? worker_sandbox->clone_flags() : 0;
+  UniqueFd parent_pidfd;
+  if ((namespace_flags & CLONE_NEWPID) != 0) {
+    parent_pidfd.Reset(PidfdOpen(::getpid()));
+    if (!parent_pidfd.Valid()) {
+      return CannotStart(program, ErrnoStatus(errno, "pidfd_open (needs Linux 5.3+)"));
+    }
   }
 
   std::vector<char*> argv;
@@ -267,28 +390,49 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
       return CannotStart(program, made);
     }
   }
+  UniqueFd stderr_read, stderr_write;
+  if (options.capture_stderr) {
+    if (absl::Status made = MakePipe(stderr_read, stderr_write); !made.ok()) {
+      return CannotStart(program, made);
+    }
+  }
   UniqueFd dev_null;
-  if (!options.inherit_stderr) {
+  if (!options.inherit_stderr && !options.capture_stderr) {
     dev_null.Reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
     if (!dev_null.Valid()) {
       return CannotStart(program, ErrnoStatus(errno, "open /dev/null"));
     }
   }
 
-  const ChildPlan plan{path->c_str(),      argv.data(),    ::getpid(),        stdin_read.Get(),
-                       stdout_write.Get(), dev_null.Get(), report_write.Get()};
+  const int stderr_target = options.capture_stderr ? stderr_write.Get() : dev_null.Get();
+  const ChildPlan plan{
+      .path = path->c_str(),
+      .argv = argv.data(),
+      .envp = options.env ? envp.data() : environ,
+      .parent = ::getpid(),
+      .parent_pidfd = parent_pidfd.Get(),
+      .stdin_read = stdin_read.Get(),
+      .stdout_write = stdout_write.Get(),
+      .stderr_null = stderr_target,
+      .report_write = report_write.Get(),
+      .cwd = options.cwd.empty() ? nullptr : options.cwd.c_str(),
+      .steps = worker_sandbox ? &worker_sandbox->child_steps() : nullptr,
+  };
   pid_t pid;
+  int pidfd = -1;
   int fork_error = 0;
   {
     ScopedBlockAllSignals blocked;
-    pid = ::fork();
+    pid = CloneChild(namespace_flags, &pidfd);
     if (pid == 0) {
       RunChild(plan);
     }
     fork_error = errno;  // before the mask is restored
   }
   if (pid < 0) {
-    return CannotStart(program, ErrnoStatus(fork_error, "fork"));
+    const bool namespaces = namespace_flags != 0;
+    return CannotStart(program, ErrnoStatus(fork_error, namespaces ? "clone with new namespaces"
+                                                                   : "clone (fork)"));
   }
 
   // Only the child's copies of these may stay open, or EOF would never arrive on either pipe.
@@ -296,12 +440,18 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
   stdout_write.Reset();
   report_write.Reset();
   dev_null.Reset();
+  stderr_write.Reset();
 
-  // Take the pidfd before anything else: until the child is reaped its pid cannot be reused.
+  parent_pidfd.Reset();
+
   Child child;
   child.pid = pid;
-  child.pidfd.Reset(PidfdOpen(pid));
-  const int pidfd_error = child.pidfd.Valid() ? 0 : errno;
+  child.pidfd.Reset(pidfd);
+  if (worker_sandbox) {
+    // From here the Child owns the cgroup: a failed start below tears it down with the Child.
+    child.cgroup = worker_sandbox->TakeCgroup();
+    child.cgroup.CloseJoinFds();
+  }
 
   ChildReport report{};
   ssize_t got;
@@ -314,8 +464,6 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
     failure = ReportStatus(program, report);
   } else if (got != 0) {
     failure = CannotStart(program, absl::InternalError("lost the child's start-up report"));
-  } else if (pidfd_error != 0) {
-    failure = CannotStart(program, ErrnoStatus(pidfd_error, "pidfd_open (needs Linux 5.3+)"));
   }
   if (!failure.ok()) {
     // The child has exited or is about to; make sure of it and leave no zombie behind.
@@ -327,6 +475,7 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
   }
   child.stdin_fd = std::move(stdin_write);
   child.stdout_fd = std::move(stdout_read);
+  child.stderr_fd = std::move(stderr_read);
   return child;
 }
 
@@ -369,6 +518,10 @@ absl::StatusOr<ExitStatus> Reap(Child& child) {
 
   // Helpers the child started (a shell's background jobs, npx's node) would otherwise outlive it.
   ::kill(-child.pid, SIGKILL);
+  // The cgroup also holds those that left the process group (setsid, double fork).
+  if (absl::Status torn = child.cgroup.Teardown(); !torn.ok()) {
+    LogError("worker ", child.pid, ": ", torn.message());
+  }
 
   info = {};
   do {

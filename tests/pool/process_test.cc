@@ -10,11 +10,13 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -174,6 +176,96 @@ TEST_F(ProcessTest, SpawnSendsStderrToDevNullWhenNotInherited) {
   ASSERT_GT(::readlink(link.c_str(), target, sizeof(target) - 1), 0);
   EXPECT_STREQ(target, "/dev/null");
   KillAndReap(child);
+}
+
+// The NUL-separated entries of /proc/PID/environ.
+std::vector<std::string> ProcEnviron(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  std::vector<std::string> entries;
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+std::string ProcCwd(pid_t pid) {
+  std::error_code error;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/cwd", error).string();
+}
+
+std::string MakeTempDir() {
+  std::string dir = testing::TempDir() + "/process_test.XXXXXX";
+  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
+  return std::filesystem::canonical(dir).string();
+}
+
+TEST_F(ProcessTest, SpawnGivesTheChildExactlyTheEnvironmentItIsGiven) {
+  SpawnOptions options{.argv = {"sleep", "30"}};
+  options.env = std::vector<std::string>{"A=1", "MCPMW_NOTE=two words", "EMPTY="};
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(ProcEnviron(child->pid),
+            (std::vector<std::string>{"A=1", "MCPMW_NOTE=two words", "EMPTY="}));
+  KillAndReap(*child);
+}
+
+TEST_F(ProcessTest, SpawnWithAnEmptyEnvironmentScrubsEverything) {
+  SpawnOptions options{.argv = {"sleep", "30"}};
+  options.env = std::vector<std::string>{};
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_TRUE(ProcEnviron(child->pid).empty());
+  KillAndReap(*child);
+}
+
+TEST_F(ProcessTest, SpawnWithoutEnvironmentInheritsMcpmws) {
+  ASSERT_NE(std::getenv("PATH"), nullptr);  // NOLINT(concurrency-mt-unsafe)
+  Child child = SpawnOrDie({"sleep", "30"});
+  ASSERT_GT(child.pid, 0);
+  EXPECT_THAT(ProcEnviron(child.pid),
+              testing::Contains(std::string("PATH=") + std::getenv("PATH")));  // NOLINT
+  KillAndReap(child);
+}
+
+TEST_F(ProcessTest, SpawnRejectsAnEnvironmentEntryWithoutEquals) {
+  SpawnOptions options{.argv = {"sleep", "30"}};
+  options.env = std::vector<std::string>{"A=1", "NOEQUALS"};
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_EQ(child.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(child.status().message()),
+            "cannot start `sleep`: environment entry \"NOEQUALS\" is not KEY=VALUE");
+}
+
+TEST_F(ProcessTest, SpawnRunsTheChildInItsWorkingDirectory) {
+  const std::string dir = MakeTempDir();
+  SpawnOptions options{.argv = {"sleep", "30"}};
+  options.cwd = dir;
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(ProcCwd(child->pid), dir);
+  KillAndReap(*child);
+}
+
+TEST_F(ProcessTest, SpawnResolvesARelativeProgramAgainstTheWorkingDirectory) {
+  const std::string dir = MakeTempDir();
+  std::ofstream(dir + "/server.sh") << "#!/bin/sh\nexec sleep 30\n";
+  ASSERT_EQ(::chmod((dir + "/server.sh").c_str(), 0755), 0);
+  SpawnOptions options{.argv = {"./server.sh"}};
+  options.cwd = dir;
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(ProcCwd(child->pid), dir);
+  KillAndReap(*child);
+}
+
+TEST_F(ProcessTest, SpawnReportsAMissingWorkingDirectoryNamingTheChdirStep) {
+  SpawnOptions options{.argv = {"sleep", "30"}};
+  options.cwd = "/nonexistent-mcpmw-dir";
+  absl::StatusOr<Child> child = Spawn(options);
+  ASSERT_EQ(child.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(std::string(child.status().message()),
+            "cannot start `sleep`: containment step `chdir` failed: No such file or directory");
 }
 
 TEST_F(ProcessTest, SpawnClosesEveryDescriptorAboveStdio) {
