@@ -68,6 +68,15 @@ struct AuditOptions {
   size_t queue_capacity = 4096;
   // A batch stops growing past this many bytes; bounds the writer's buffer.
   size_t max_batch_bytes = 1 << 20;
+  // The producers promise every report is one line of valid JSON (the report stage renders them
+  // that way and its tests parse them), so the writer does not parse each one again. Leave false
+  // for reports from anywhere else: an invalid one is then kept base64-wrapped.
+  bool trusted_reports = false;
+  // After a batch the writer naps this long before draining again, so under steady load records
+  // are hashed and written in batches instead of one wake-up each. Producers wake the writer only
+  // when it is idle, so a record reaches the file at most about this late; Flush, Close and a
+  // full queue end the nap at once.
+  std::chrono::microseconds batch_interval{1000};
   // On reopen, cut a torn final line instead of refusing to open.
   bool truncate_torn_tail = false;
   // Wall clock for the header's `started` and each record's `ts` (when the writer sequenced
@@ -172,7 +181,9 @@ class AuditSink {
   void WriterLoop();
   // Drains producers into batch_ (formatting and chaining); returns the reports taken.
   size_t Drain();
-  void AppendRecord(std::string& report);
+  // True when some known producer has reports the writer has not taken.
+  bool HasPending() const;
+  void AppendRecord(std::string& report, std::string_view timestamp);
   void SignSegment();
   void WriteBatch();
   void SetError(absl::Status status);
@@ -185,7 +196,8 @@ class AuditSink {
   mutable std::mutex producers_mu_;
   std::vector<std::unique_ptr<Producer>> producers_;  // guarded; entries never removed
 
-  std::atomic<uint32_t> wake_{0};      // bumped by producers, Flush and Close; writer waits
+  std::atomic<uint32_t> wake_{0};  // a futex: bumped by Wake(); the writer naps and sleeps on it
+  std::atomic<bool> idle_{false};  // the writer is (about to be) asleep: producers must Wake()
   std::atomic<uint64_t> progress_{0};  // bumped by the writer after each batch; Flush waits
   std::atomic<bool> stopping_{false};
   std::atomic<bool> closed_{false};

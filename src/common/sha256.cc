@@ -8,10 +8,14 @@ namespace mcpmw {
 
 std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // Fetched once (EVP_sha256() would look the implementation up under a lock on every call) and
+  // one context per thread, reset by each Init: the audit writer hashes every record.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                                 EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr || ctx == nullptr || EVP_DigestInit_ex(ctx.get(), sha256, nullptr) != 1) {
     return "";
   }
   for (std::string_view part : parts) {

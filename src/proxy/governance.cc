@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<Governance>> Governance::Create(GovernanceOptions
     ao.path = g->options_.audit_path;
     MCPMW_ASSIGN_OR_RETURN(ao.signer, audit::Signer::FromKeyFile(g->options_.audit_key_path));
     ao.fsync = g->options_.audit_fsync;
+    ao.trusted_reports = true;  // the report stage renders one line of valid JSON
     ao.truncate_torn_tail = true;
     MCPMW_ASSIGN_OR_RETURN(g->audit_, audit::AuditSink::Open(std::move(ao)));
     MCPMW_ASSIGN_OR_RETURN(g->producer_, g->audit_->NewProducer());
