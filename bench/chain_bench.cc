@@ -1,8 +1,9 @@
 // The governance chain per message: one tools/call exchange (request through OnRequest, its
-// response through OnResponse, then OnComplete with the report rendered) under an empty bundle
-// (the eleven stages with nothing to decide) and under the full bundle the end-to-end
-// `mcpmw-governed` row uses (bench/governed_bundle.json), beside the baseline every governed
-// message pays anyway: reading its envelope.
+// response through OnResponse, then OnComplete handing the report over unrendered) under an
+// empty bundle (the eleven stages with nothing to decide) and under the full bundle the
+// end-to-end `mcpmw-governed` row uses (bench/governed_bundle.json), beside the baseline every
+// governed message pays anyway: reading its envelope. BM_ReportRender is what the audit writer
+// then spends, on its own thread, rendering the full bundle's report.
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -35,18 +36,24 @@ std::shared_ptr<const policy::Bundle> LoadBundle(bool full) {
   return *policy::ParseBundle(text);
 }
 
-void RunExchange(benchmark::State& state, bool full) {
+// kRender: one exchange first, then the loop renders its report.
+enum class Measure { kChain, kRender };
+
+void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::kChain) {
   SteadyClock clock;
   uint64_t sequence = 0;
   middleware::RateLimitState rate_state;
   telemetry::Metrics metrics;
-  size_t report_bytes = 0;
-  middleware::ChainDeps deps{.session_id = "0123456789abcdef",
-                             .sequence = &sequence,
-                             .clock = &clock,
-                             .rate_state = &rate_state,
-                             .metrics = &metrics,
-                             .report = [&](std::string r) { report_bytes += r.size(); }};
+  // The chain hands each report over unrendered (the audit writer renders it on its thread);
+  // keep the last one to size it, and time the rendering separately (BM_ReportRender).
+  std::unique_ptr<middleware::AuditReport> last_report;
+  middleware::ChainDeps deps{
+      .session_id = "0123456789abcdef",
+      .sequence = &sequence,
+      .clock = &clock,
+      .rate_state = &rate_state,
+      .metrics = &metrics,
+      .report = [&](std::unique_ptr<middleware::AuditReport> r) { last_report = std::move(r); }};
   auto snapshot = *middleware::BuildChain(LoadBundle(full), deps);
   simdjson::padded_string request(kRequest);
   simdjson::padded_string response(kResponse);
@@ -54,7 +61,15 @@ void RunExchange(benchmark::State& state, bool full) {
   jsonrpc::Envelope req_env;
   jsonrpc::Envelope resp_env;
   middleware::Principal claimed;
+  const bool render = measure == Measure::kRender;
+  std::string rendered;
   for (auto _ : state) {
+    if (render && last_report != nullptr) {
+      rendered.clear();
+      last_report->AppendTo(&rendered);
+      benchmark::DoNotOptimize(rendered.data());
+      continue;
+    }
     reader.Read(request, &req_env);
     middleware::MessageContext ctx;
     ctx.envelope = &req_env;
@@ -73,8 +88,8 @@ void RunExchange(benchmark::State& state, bool full) {
     snapshot->chain.OnComplete(ctx);
     benchmark::DoNotOptimize(ctx.outcome);
   }
-  state.counters["report_B"] = benchmark::Counter(static_cast<double>(report_bytes) /
-                                                  static_cast<double>(state.iterations()));
+  state.counters["report_B"] =
+      static_cast<double>(last_report != nullptr ? last_report->Json().size() : 0);
 }
 
 void BM_EnvelopeOnly_Baseline(benchmark::State& state) {
@@ -96,6 +111,9 @@ BENCHMARK(BM_ChainEmptyBundle);
 
 void BM_ChainFullBundle(benchmark::State& state) { RunExchange(state, true); }
 BENCHMARK(BM_ChainFullBundle);
+
+void BM_ReportRender(benchmark::State& state) { RunExchange(state, true, Measure::kRender); }
+BENCHMARK(BM_ReportRender);
 
 }  // namespace
 }  // namespace mcpmw

@@ -163,7 +163,8 @@ void FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
   struct timespec ts {};
   if (timeout) {
     ts.tv_sec = static_cast<time_t>(timeout->count() / 1000000);
-    ts.tv_nsec = static_cast<long>(timeout->count() % 1000000) * 1000;  // NOLINT(google-runtime-int)
+    ts.tv_nsec =
+        static_cast<long>(timeout->count() % 1000000) * 1000;  // NOLINT(google-runtime-int)
   }
   // EAGAIN (the word moved on), EINTR and ETIMEDOUT all mean "look again".
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
@@ -186,11 +187,19 @@ absl::Status NotAnAuditLog(std::string_view path, std::string_view why) {
 // Producer
 
 Producer::Producer(AuditSink* sink, size_t capacity)
-    : sink_(sink), mask_(capacity - 1), slots_(std::make_unique<std::string[]>(capacity)) {}
+    : sink_(sink), mask_(capacity - 1), slots_(std::make_unique<Slot[]>(capacity)) {}
 
 Producer::~Producer() = default;
 
 absl::Status Producer::Append(std::string report_json) {
+  return AppendSlot(Slot{.json = std::move(report_json)});
+}
+
+absl::Status Producer::Append(std::unique_ptr<const DeferredJson> report) {
+  return AppendSlot(Slot{.deferred = std::move(report)});
+}
+
+absl::Status Producer::AppendSlot(Slot slot) {
   if (sink_->closed_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError("audit sink is closed");
   }
@@ -210,7 +219,7 @@ absl::Status Producer::Append(std::string report_json) {
       }
     }
   }
-  Push(std::move(report_json), tail);
+  Push(std::move(slot), tail);
   return absl::OkStatus();
 }
 
@@ -226,12 +235,12 @@ bool Producer::TryAppend(std::string& report_json) {
       return false;
     }
   }
-  Push(std::move(report_json), tail);
+  Push(Slot{.json = std::move(report_json)}, tail);
   return true;
 }
 
-void Producer::Push(std::string&& report_json, uint64_t tail) {
-  slots_[tail & mask_] = std::move(report_json);
+void Producer::Push(Slot&& slot, uint64_t tail) {
+  slots_[tail & mask_] = std::move(slot);
   // seq_cst pairs with the writer's idle_ store and tail loads (HasPending): either it sees this
   // report before sleeping, or this sees it idle and wakes it. A busy writer is left alone.
   tail_.store(tail + 1, std::memory_order_seq_cst);
@@ -562,12 +571,18 @@ size_t AuditSink::Drain() {
     uint64_t tail = producer->tail_.load(std::memory_order_acquire);
     uint64_t start = head;
     while (head < tail && batch_.size() < options_.max_batch_bytes) {
-      std::string report = std::move(producer->slots_[head & producer->mask_]);
-      producer->slots_[head & producer->mask_] = std::string();
+      Producer::Slot slot = std::move(producer->slots_[head & producer->mask_]);
+      producer->slots_[head & producer->mask_] = Producer::Slot();
       if (timestamp.empty()) {
         timestamp = FormatTimestamp(options_.wall_clock());
       }
-      AppendRecord(report, timestamp);
+      if (slot.deferred != nullptr) {
+        rendered_.clear();
+        slot.deferred->AppendTo(&rendered_);
+        AppendRecord(rendered_, timestamp);
+      } else {
+        AppendRecord(slot.json, timestamp);
+      }
       ++head;
     }
     if (head != start) {
@@ -586,8 +601,7 @@ void AuditSink::AppendRecord(std::string& report, std::string_view timestamp) {
   std::string_view body = report;
   if (options_.trusted_reports) {
     // One line of valid JSON by the producer's contract.
-  } else if (parser_->parse(report.data(), report.size(), true).get(ignored) !=
-             simdjson::SUCCESS) {
+  } else if (parser_->parse(report.data(), report.size(), true).get(ignored) != simdjson::SUCCESS) {
     wrapped = absl::StrCat(R"({"mcpmw_invalid_report":")", absl::Base64Escape(Sv(body)), "\"}");
     body = wrapped;
     invalid_reports_.fetch_add(1, std::memory_order_relaxed);

@@ -43,6 +43,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/audit/signer.h"
+#include "src/common/deferred_json.h"
 #include "src/common/fd.h"
 
 namespace simdjson::dom {
@@ -100,6 +101,10 @@ class Producer {
   // {"mcpmw_invalid_report":"…"}). Blocks only while the queue is full. FailedPrecondition
   // after Close(); the sink's sticky write error after a write failure.
   absl::Status Append(std::string report_json);
+  // As Append, for a report the writer renders on its own thread (the producer's thread only
+  // moves a pointer). AppendTo must give one JSON value; it is checked like any other report
+  // unless the sink trusts its producers.
+  absl::Status Append(std::unique_ptr<const DeferredJson> report);
 
   // As Append but never blocks: false (leaving `report_json` untouched) when the queue is full
   // or the sink is closed or failed.
@@ -111,11 +116,16 @@ class Producer {
  private:
   friend class AuditSink;
   Producer(AuditSink* sink, size_t capacity);
-  void Push(std::string&& report_json, uint64_t tail);
+  struct Slot {
+    std::string json;                              // a rendered report, or
+    std::unique_ptr<const DeferredJson> deferred;  // one the writer renders
+  };
+  absl::Status AppendSlot(Slot slot);
+  void Push(Slot&& slot, uint64_t tail);
 
   AuditSink* const sink_;
   const size_t mask_;
-  std::unique_ptr<std::string[]> slots_;
+  std::unique_ptr<Slot[]> slots_;
   uint64_t cached_head_ = 0;                      // producer thread only
   alignas(64) std::atomic<uint64_t> tail_{0};     // written by the producer
   alignas(64) std::atomic<uint64_t> head_{0};     // written by the writer
@@ -210,6 +220,7 @@ class AuditSink {
   // Writer thread state.
   std::unique_ptr<simdjson::dom::parser> parser_;  // checks each report is JSON
   std::string batch_;
+  std::string rendered_;  // a deferred report's text, reused
   uint64_t batch_records_ = 0;
   uint64_t batch_signatures_ = 0;
   bool unsynced_ = false;                  // written since the last fdatasync

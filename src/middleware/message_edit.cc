@@ -118,10 +118,8 @@ Verdict Deny(MessageContext& ctx, std::string_view stage, int code, std::string 
              std::optional<uint64_t> retry_after_ms) {
   std::string id = ctx.DecisionId(stage);
   std::string data = ErrorData(stage, reason_code, id, rule_id, retry_after_ms);
-  ctx.decisions.push_back({.stage = stage,
-                           .status = "deny",
-                           .reason_code = std::string(reason_code),
-                           .decision_id = std::move(id)});
+  ctx.decisions.push_back(
+      {.stage = stage, .status = "deny", .reason_code = std::string(reason_code)});
   return Verdict::Reject(code, std::move(message), std::move(data));
 }
 

@@ -324,10 +324,8 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
   for (size_t i = 0; i < checks_.size(); ++i) {
     Charge(*checks_[i].rule, keys_[i], now_ns);
   }
-  ctx.decisions.push_back({.stage = name(),
-                           .status = "allow",
-                           .reason_code = "rate-limit:allowed",
-                           .decision_id = ctx.DecisionId(name())});
+  ctx.decisions.push_back(
+      {.stage = name(), .status = "allow", .reason_code = "rate-limit:allowed"});
   return Verdict::Continue();
 }
 

@@ -25,34 +25,97 @@ void Str(std::string_view key, std::string_view value, std::string* out) {
 
 }  // namespace
 
-std::string ReportStage::Render(const MessageContext& ctx) const {
+namespace {
+
+int64_t LatencyUs(const MessageContext& ctx) {
+  return ctx.finished > ctx.started
+             ? std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started)
+                   .count()
+             : 0;
+}
+
+}  // namespace
+
+std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
+                                               std::string_view bundle_version) {
+  auto r = std::make_unique<AuditReport>();
+  r->invocation_id_ = std::move(ctx.invocation_id);
+  r->bundle_version_ = bundle_version;
+  r->method_ = std::move(ctx.method);
+  r->tool_ = std::move(ctx.tool_name);
+  r->server_ = ctx.server_id;
+  r->principal_.tenant = std::move(ctx.principal.tenant);
+  r->principal_.user = std::move(ctx.principal.user);
+  r->principal_.agent = std::move(ctx.principal.agent);
+  r->outcome_ = ExchangeOutcome(ctx);
+  r->rejected_ = ctx.outcome.kind == Verdict::Kind::kReject;
+  r->error_code_ = ctx.outcome.code;
+  r->stopped_by_ = ctx.stopped_by;
+  r->decisions_ = std::move(ctx.decisions);
+  r->rate_ = std::move(ctx.rate);
+  r->redactions_ = std::move(ctx.redactions);
+  r->cost_ = ctx.cost;
+  r->latency_us_ = LatencyUs(ctx);
+  r->dispatched_ = ctx.dispatched;
+  return r;
+}
+
+std::unique_ptr<AuditReport> AuditReport::Copy(const MessageContext& ctx,
+                                               std::string_view bundle_version) {
+  MessageContext copy;
+  copy.invocation_id = ctx.invocation_id;
+  copy.method = ctx.method;
+  copy.tool_name = ctx.tool_name;
+  copy.server_id = ctx.server_id;
+  copy.principal.tenant = ctx.principal.tenant;
+  copy.principal.user = ctx.principal.user;
+  copy.principal.agent = ctx.principal.agent;
+  copy.outcome = ctx.outcome;
+  copy.dispatched = ctx.dispatched;
+  copy.upstream_error = ctx.upstream_error;
+  copy.stopped_by = ctx.stopped_by;
+  copy.decisions = ctx.decisions;
+  copy.rate = ctx.rate;
+  copy.redactions = ctx.redactions;
+  copy.cost = ctx.cost;
+  copy.started = ctx.started;
+  copy.finished = ctx.finished;
+  return Take(copy, bundle_version);
+}
+
+std::string AuditReport::Json() const {
   std::string out;
-  out.reserve(512);
+  AppendTo(&out);
+  return out;
+}
+
+void AuditReport::AppendTo(std::string* out_ptr) const {
+  std::string& out = *out_ptr;
+  out.reserve(out.size() + 512);
   out += "{\"v\":1,";
-  Str("invocationId", ctx.invocation_id, &out);
-  Str("bundleVersion", bundle_.version, &out);
-  Str("method", ctx.method, &out);
-  if (!ctx.tool_name.empty()) {
-    Str("tool", ctx.tool_name, &out);
+  Str("invocationId", invocation_id_, &out);
+  Str("bundleVersion", bundle_version_, &out);
+  Str("method", method_, &out);
+  if (!tool_.empty()) {
+    Str("tool", tool_, &out);
   }
-  Str("server", ctx.server_id, &out);
+  Str("server", server_, &out);
   out += "\"principal\":{";
-  Str("tenant", ctx.principal.tenant, &out);
-  Str("user", ctx.principal.user, &out);
-  Str("agent", ctx.principal.agent, &out);
+  Str("tenant", principal_.tenant, &out);
+  Str("user", principal_.user, &out);
+  Str("agent", principal_.agent, &out);
   out.back() = '}';
   out += ',';
-  bool rejected = ctx.outcome.kind == Verdict::Kind::kReject;
-  Str("outcome", ExchangeOutcome(ctx), &out);
-  if (rejected) {
+  Str("outcome", outcome_, &out);
+  if (rejected_) {
     // The deny row of the stage whose verdict took effect (none when mcpmw ended the exchange).
     const Decision* deny = nullptr;
-    for (const Decision& d : ctx.decisions) {
-      if (!ctx.stopped_by.empty() && d.stage == ctx.stopped_by && d.status == "deny") {
+    for (const Decision& d : decisions_) {
+      if (!stopped_by_.empty() && d.stage == stopped_by_ && d.status == "deny") {
         deny = &d;
       }
     }
-    absl::StrAppend(&out, "\"error\":{\"code\":", ctx.outcome.code, ",");
+    absl::StrAppend(&out, "\"error\":{\"code\":", error_code_, ",");
     if (deny != nullptr) {
       Str("stage", deny->stage, &out);
       Str("reasonCode", deny->reason_code, &out);
@@ -61,32 +124,29 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
     out += ',';
   }
   out += "\"decisions\":[";
-  for (const Decision& d : ctx.decisions) {
+  for (const Decision& d : decisions_) {
     out += '{';
     Str("stage", d.stage, &out);
     Str("status", d.status, &out);
     Str("reasonCode", d.reason_code, &out);
-    if (d.decision_id.empty()) {
-      // "<invocation>:<stage>" without building the string: both parts need no escaping
-      // (the session id is hex, the stage names are fixed identifiers).
-      absl::StrAppend(&out, "\"decisionId\":\"", ctx.invocation_id, ":", Sv(d.stage), "\",");
-    } else {
-      Str("decisionId", d.decision_id, &out);
+    if (!d.enforced) {
+      out += "\"enforced\":false,";
     }
-    absl::StrAppend(&out, "\"enforced\":", d.enforced ? "true" : "false", "},");
+    out.back() = '}';
+    out += ',';
   }
   if (out.back() == ',') {
     out.pop_back();
   }
   out += "],";
-  if (ctx.rate.limited) {
+  if (rate_.limited) {
     out += "\"rateLimit\":{";
-    Str("ruleId", ctx.rate.rule_id, &out);
-    Str("key", ctx.rate.key, &out);
-    absl::StrAppend(&out, "\"retryAfterMs\":", ctx.rate.retry_after_ms, "},");
+    Str("ruleId", rate_.rule_id, &out);
+    Str("key", rate_.key, &out);
+    absl::StrAppend(&out, "\"retryAfterMs\":", rate_.retry_after_ms, "},");
   }
   out += "\"redactions\":[";
-  for (const RedactionNote& n : ctx.redactions) {
+  for (const RedactionNote& n : redactions_) {
     out += '{';
     Str("direction", n.direction == Direction::kClientToServer ? "request" : "response", &out);
     Str("ruleId", n.rule_id, &out);
@@ -100,24 +160,21 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
   }
   out += "],";
   char usd[32];
-  auto [usd_end, ec] = std::to_chars(usd, usd + sizeof(usd), ctx.cost.usd);  // shortest form
+  auto [usd_end, ec] = std::to_chars(usd, usd + sizeof(usd), cost_.usd);  // shortest form
   absl::StrAppend(
       &out, "\"cost\":{\"usd\":", absl::string_view(usd, ec == std::errc() ? usd_end - usd : 0),
-      ",\"inputTokens\":", ctx.cost.input_tokens, ",\"outputTokens\":", ctx.cost.output_tokens,
-      "},");
-  int64_t latency_us =
-      ctx.finished > ctx.started
-          ? std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started)
-                .count()
-          : 0;
-  absl::StrAppend(&out, "\"latencyUs\":", latency_us,
-                  ",\"dispatched\":", ctx.dispatched ? "true" : "false", "}");
-  return out;
+      ",\"inputTokens\":", cost_.input_tokens, ",\"outputTokens\":", cost_.output_tokens, "},");
+  absl::StrAppend(&out, "\"latencyUs\":", latency_us_,
+                  ",\"dispatched\":", dispatched_ ? "true" : "false", "}");
+}
+
+std::string ReportStage::Render(const MessageContext& ctx) const {
+  return AuditReport::Copy(ctx, bundle_.version)->Json();
 }
 
 void ReportStage::OnComplete(MessageContext& ctx) {
   if (sink_) {
-    sink_(Render(ctx));
+    sink_(AuditReport::Take(ctx, bundle_.version));
   }
 }
 

@@ -8,22 +8,66 @@
 //   {"v":1,"invocationId":…,"bundleVersion":…,"method":…,
 //    "tool":…,"server":…,"principal":{"tenant":…,"user":…,"agent":…},
 //    "outcome":"served"|"blocked"|"errored","error":{"code":N,"stage":…,"reasonCode":…}?,
-//    "decisions":[{"stage":…,"status":…,"reasonCode":…,"decisionId":…,"enforced":bool}…],
+//    "decisions":[{"stage":…,"status":…,"reasonCode":…,"enforced":false?}…],
 //    "rateLimit":{"ruleId":…,"key":…,"retryAfterMs":N}?,
 //    "redactions":[{"direction":"request"|"response","ruleId":…,"pointer":…,"action":…}…],
 //    "cost":{"usd":x,"inputTokens":N,"outputTokens":N},"latencyUs":N,"dispatched":bool}
 //
+// A row's decision id is "<invocationId>:<stage>" (the `decisionId` a refused client saw), so it
+// is not repeated; `enforced` appears only as false, for a stage that ran in observe mode.
 // It never holds an argument or result value: what was redacted is named by rule and pointer.
+//
+// The stage does not render on the message path: OnComplete moves what the report says out of
+// the finished exchange into an AuditReport and hands that over; the audit writer renders it on
+// its own thread (src/common/deferred_json.h).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
+#include "src/common/deferred_json.h"
 #include "src/middleware/stage.h"
 
 namespace mcpmw::middleware {
 
-using ReportSink = std::function<void(std::string report_json)>;
+// What one report says, owned (nothing points into the exchange, the message or the bundle), so
+// it can be rendered after the exchange is gone and on another thread.
+class AuditReport final : public DeferredJson {
+ public:
+  // Moves the strings and rows out of `ctx` (the exchange is over: OnComplete of the last stage).
+  static std::unique_ptr<AuditReport> Take(MessageContext& ctx, std::string_view bundle_version);
+  // Copies instead, leaving `ctx` as it was.
+  static std::unique_ptr<AuditReport> Copy(const MessageContext& ctx,
+                                           std::string_view bundle_version);
+
+  void AppendTo(std::string* out) const override;
+  std::string Json() const;
+
+ private:
+  std::string invocation_id_;
+  std::string bundle_version_;
+  std::string method_;
+  std::string tool_;
+  std::string server_;
+  Principal principal_;
+  std::string_view outcome_;  // a literal: served | blocked | errored
+  bool rejected_ = false;
+  int error_code_ = 0;
+  std::string_view stopped_by_;  // a stage name (literal)
+  std::vector<Decision> decisions_;
+  RateOutcome rate_;
+  std::vector<RedactionNote> redactions_;
+  CostRecord cost_;
+  int64_t latency_us_ = 0;
+  bool dispatched_ = false;
+};
+
+using ReportSink = std::function<void(std::unique_ptr<AuditReport> report)>;
 
 class ReportStage final : public Stage {
  public:
@@ -35,7 +79,7 @@ class ReportStage final : public Stage {
 
   void OnComplete(MessageContext& ctx) override;
 
-  // The report for `ctx`, as OnComplete sends it.
+  // The report for `ctx`, as the sink renders what OnComplete sends.
   std::string Render(const MessageContext& ctx) const;
 
  private:

@@ -87,7 +87,7 @@ struct Decision {
   std::string_view stage;
   std::string status;       // allow | deny | transform | observe-only
   std::string reason_code;  // e.g. policy-deny, rate-limit-exceeded
-  std::string decision_id;
+  // Its id is always "<invocation_id>:<stage>" (MessageContext::DecisionId), so it is not stored.
   bool enforced = true;  // false when the stage ran in observe mode
 };
 

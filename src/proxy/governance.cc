@@ -74,7 +74,7 @@ absl::Status Governance::Rebuild() {
   deps.tenant =
       options_.claimed.tenant.empty() ? store_.current()->identity.tenant : options_.claimed.tenant;
   if (producer_ != nullptr) {
-    deps.report = [this](std::string report) {
+    deps.report = [this](std::unique_ptr<middleware::AuditReport> report) {
       if (absl::Status s = producer_->Append(std::move(report)); !s.ok()) {
         LogError("audit: ", s.message());
       }

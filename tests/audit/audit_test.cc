@@ -171,8 +171,8 @@ TEST(AuditSink, RoundTripWithHmacVerifies) {
                                    Sha256Hex(lines[0]), R"(","report":{"tool":"echo","n":0}})"));
   std::string ts1 = lines[2].substr(lines[2].find(R"("ts":")") + 6, 24);
   EXPECT_THAT(ts1, testing::AnyOf("2026-11-24T06:53:12.001Z", "2026-11-24T06:53:12.002Z"));
-  EXPECT_EQ(lines[2], absl::StrCat(R"({"seq":1,"ts":")", ts1, R"(","prev":")",
-                                   Sha256Hex(lines[1]), R"(","report":{"tool":"echo","n":1}})"));
+  EXPECT_EQ(lines[2], absl::StrCat(R"({"seq":1,"ts":")", ts1, R"(","prev":")", Sha256Hex(lines[1]),
+                                   R"(","report":{"tool":"echo","n":1}})"));
   std::string head = Sha256Hex(lines[10]);
   std::string sig = *signer.Sign(SigningInput(0, 0, 9, head, "hmac-sha256", signer.key_id()));
   EXPECT_EQ(lines[11], absl::StrCat(R"({"segment":0,"first":0,"last":9,"head":")", head,
@@ -545,6 +545,45 @@ TEST(AuditSink, FlushWritesEverythingAppendedBeforeIt) {
   EXPECT_TRUE(closed.ok) << closed.reason;
   EXPECT_EQ(closed.records, 5u);
   EXPECT_EQ(closed.segments, 1u);
+}
+
+// A report rendered by the writer, recording which thread rendered it.
+class ThreadReport final : public DeferredJson {
+ public:
+  ThreadReport(std::string json, std::thread::id* rendered_on)
+      : json_(std::move(json)), rendered_on_(rendered_on) {}
+  void AppendTo(std::string* out) const override {
+    *rendered_on_ = std::this_thread::get_id();
+    out->append(json_);
+  }
+
+ private:
+  std::string json_;
+  std::thread::id* rendered_on_;
+};
+
+TEST(AuditSink, RendersADeferredReportOnTheWriterThreadIntoTheChain) {
+  std::string path = TempDir() + "/audit.jsonl";
+  absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(Options(path, HmacSigner()));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Producer* producer = *(*sink)->NewProducer();
+  std::thread::id rendered_on;
+  ASSERT_TRUE(producer->Append(Report(0)).ok());
+  ASSERT_TRUE(
+      producer->Append(std::make_unique<ThreadReport>(R"({"deferred":1})", &rendered_on)).ok());
+  ASSERT_TRUE(producer->Append(std::make_unique<ThreadReport>("not json", &rendered_on)).ok());
+  ASSERT_TRUE((*sink)->Close().ok());
+
+  EXPECT_NE(rendered_on, std::thread::id());
+  EXPECT_NE(rendered_on, std::this_thread::get_id());
+  std::vector<std::string> lines = Lines(ReadFile(path));
+  ASSERT_EQ(lines.size(), 5u);  // header, three records, one signature
+  EXPECT_THAT(lines[2], testing::HasSubstr(R"(,"report":{"deferred":1}})"));
+  // An untrusting sink checks a deferred report like any other.
+  EXPECT_THAT(lines[3], testing::HasSubstr(R"("report":{"mcpmw_invalid_report":"bm90IGpzb24="}})"));
+  VerifyReport verified = VerifyText(ReadFile(path));
+  EXPECT_TRUE(verified.ok) << verified.reason;
+  EXPECT_EQ(verified.records, 3u);
 }
 
 TEST(AuditSink, FlushWithNothingAppendedReturnsAtOnce) {

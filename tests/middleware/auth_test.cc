@@ -97,7 +97,7 @@ TEST(AuthStage, RefusesARequestWithoutARequiredIdentityPart) {
   EXPECT_EQ(ctx.decisions[0].stage, "auth");
   EXPECT_EQ(ctx.decisions[0].status, "deny");
   EXPECT_EQ(ctx.decisions[0].reason_code, "auth-missing-principal");
-  EXPECT_EQ(ctx.decisions[0].decision_id, "s-3:auth");
+  EXPECT_EQ(ctx.DecisionId(ctx.decisions[0].stage), "s-3:auth");
 }
 
 TEST(AuthStage, NamesMissingScopesWithTheirOwnReason) {

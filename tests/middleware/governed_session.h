@@ -48,15 +48,25 @@ struct Exchange {
 };
 
 // The real chain (BuildChain) over one bundle, driven the way src/proxy/governance.cc drives it.
+// Whether the session keeps its reports. The report stage moves the exchange's strings and rows
+// into the report it hands over, so a test that reads an exchange's context afterwards runs
+// without a sink (kNone), as a test of reports does with one.
+enum class Reports { kNone, kCollect };
+
 class Session {
  public:
-  explicit Session(std::string_view bundle_json, std::string tenant = "") {
+  explicit Session(std::string_view bundle_json, std::string tenant = "",
+                   Reports keep = Reports::kNone) {
     deps_.session_id = "s";
     deps_.sequence = &sequence;
     deps_.clock = &clock;
     deps_.rate_state = &rate_state;
     deps_.metrics = &metrics;
-    deps_.report = [this](std::string report) { reports.push_back(std::move(report)); };
+    if (keep == Reports::kCollect) {
+      deps_.report = [this](std::unique_ptr<AuditReport> report) {
+        reports.push_back(report->Json());
+      };
+    }
     deps_.tenant = std::move(tenant);
     Load(bundle_json);
   }

@@ -81,7 +81,7 @@ TEST(NormalizeStage, RejectsAToolsCallWithoutAToolName) {
   EXPECT_EQ(ctx.decisions[0].stage, "normalize");
   EXPECT_EQ(ctx.decisions[0].status, "deny");
   EXPECT_EQ(ctx.decisions[0].reason_code, "invalid-tool-call");
-  EXPECT_EQ(ctx.decisions[0].decision_id, "s-7:normalize");
+  EXPECT_EQ(ctx.DecisionId(ctx.decisions[0].stage), "s-7:normalize");
   EXPECT_TRUE(ctx.decisions[0].enforced);
 }
 

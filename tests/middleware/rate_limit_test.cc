@@ -352,7 +352,7 @@ TEST(RateLimitStage, RecordsADecisionRowForAdmittedAndRefusedCalls) {
   EXPECT_EQ(allow.stage, "rate_limit");
   EXPECT_EQ(allow.status, "allow");
   EXPECT_EQ(allow.reason_code, "rate-limit:allowed");
-  EXPECT_EQ(allow.decision_id, "inv-1:rate_limit");
+  EXPECT_EQ(h.ctx().DecisionId(allow.stage), "inv-1:rate_limit");
   EXPECT_FALSE(h.ctx().rate.limited);
 
   ASSERT_FALSE(h.Send().IsContinue());
@@ -361,7 +361,7 @@ TEST(RateLimitStage, RecordsADecisionRowForAdmittedAndRefusedCalls) {
   EXPECT_EQ(deny.stage, "rate_limit");
   EXPECT_EQ(deny.status, "deny");
   EXPECT_EQ(deny.reason_code, "rate-limit-exceeded");
-  EXPECT_EQ(deny.decision_id, "inv-2:rate_limit");
+  EXPECT_EQ(h.ctx().DecisionId(deny.stage), "inv-2:rate_limit");
 }
 
 TEST(RateLimitStage, SweepingKeepsMemoryBoundedAcrossManyUsersAndWindows) {

@@ -20,6 +20,7 @@
 namespace mcpmw::middleware {
 namespace {
 
+using test_support::Reports;
 using test_support::Session;
 
 using std::chrono::milliseconds;
@@ -80,7 +81,7 @@ std::string Call(std::string_view tool, std::string_view arguments = "{}") {
 }
 
 TEST(ReportStage, ReportsAServedCallWithEveryField) {
-  Session s(kBundle);
+  Session s(kBundle, "", Reports::kCollect);
   s.claimed = {.tenant = "acme", .user = "alice", .agent = "claude"};
   s.Call(
       Call("lookup", R"({"who":"alice@example.com","password":"hunter2"})"),
@@ -104,13 +105,14 @@ TEST(ReportStage, ReportsAServedCallWithEveryField) {
   EXPECT_EQ(r.Int("/latencyUs"), 12000);
   EXPECT_TRUE(r.Bool("/dispatched"));
 
-  // Every decision row carries "<invocation>:<stage>".
+  // Rows are stage, status and reason: the decision id is "<invocationId>:<stage>" and is not
+  // repeated, and `enforced` is written only when false.
   size_t rows = r.Count("/decisions");
   ASSERT_GE(rows, 4u);
   for (size_t i = 0; i < rows; ++i) {
     std::string row = "/decisions/" + std::to_string(i);
-    EXPECT_EQ(r.Str(row + "/decisionId"), "s-1:" + r.Str(row + "/stage"));
-    EXPECT_TRUE(r.Bool(row + "/enforced"));
+    EXPECT_FALSE(r.Has(row + "/decisionId"));
+    EXPECT_FALSE(r.Has(row + "/enforced"));
   }
   EXPECT_EQ(r.Str("/decisions/0/stage"), "policy");
   EXPECT_EQ(r.Str("/decisions/0/status"), "allow");
@@ -136,7 +138,7 @@ TEST(ReportStage, ReportsAServedCallWithEveryField) {
 }
 
 TEST(ReportStage, ReportsABlockedCallWithItsError) {
-  Session s(kBundle);
+  Session s(kBundle, "", Reports::kCollect);
   s.Call(Call("rm"), "");
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);
@@ -147,7 +149,7 @@ TEST(ReportStage, ReportsABlockedCallWithItsError) {
   EXPECT_FALSE(r.Bool("/dispatched"));
   EXPECT_EQ(r.Int("/latencyUs"), 0);
   ASSERT_EQ(r.Count("/decisions"), 2u);
-  EXPECT_EQ(r.Str("/decisions/0/decisionId"), "s-1:policy");
+  EXPECT_EQ(r.Str("/invocationId"), "s-1");  // the client saw decisionId "s-1:policy"
   EXPECT_EQ(r.Str("/decisions/0/status"), "deny");
   EXPECT_EQ(r.Str("/decisions/1/stage"), "dispatch");
   EXPECT_EQ(r.Str("/decisions/1/reasonCode"), "dispatch:blocked-by-policy");
@@ -155,7 +157,7 @@ TEST(ReportStage, ReportsABlockedCallWithItsError) {
 }
 
 TEST(ReportStage, ReportsAnErrorAnswerAsErroredWithoutAnErrorObject) {
-  Session s(kBundle);
+  Session s(kBundle, "", Reports::kCollect);
   s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"down"}})");
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);
@@ -165,7 +167,7 @@ TEST(ReportStage, ReportsAnErrorAnswerAsErroredWithoutAnErrorObject) {
 }
 
 TEST(ReportStage, ReportsAWithheldAnswerAsErroredByTheStageThatWithheldIt) {
-  Session s(kBundle);
+  Session s(kBundle, "", Reports::kCollect);
   s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{"n":tru}})");
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);
@@ -177,7 +179,8 @@ TEST(ReportStage, ReportsAWithheldAnswerAsErroredByTheStageThatWithheldIt) {
 
 TEST(ReportStage, ReportsTheRateLimitThatRefusedACall) {
   Session s(R"({"bundleVersion":"v","rateLimitRules":[
-      {"ruleId":"per-user","limit":1,"windowSeconds":60}]})");
+      {"ruleId":"per-user","limit":1,"windowSeconds":60}]})",
+            "", Reports::kCollect);
   s.claimed = {.tenant = "acme", .user = "alice"};
   s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{}})", milliseconds(3));
   s.Call(Call("lookup"), "");
@@ -194,7 +197,8 @@ TEST(ReportStage, ReportsTheRateLimitThatRefusedACall) {
 
 TEST(ReportStage, MarksObservedDecisionsNotEnforced) {
   Session s(R"({"bundleVersion":"v","stages":{"policy":{"mode":"observe"}},"policyRules":[
-      {"ruleId":"d","status":"deny","conditionDsl":"args.x == 1"}]})");
+      {"ruleId":"d","status":"deny","conditionDsl":"args.x == 1"}]})",
+            "", Reports::kCollect);
   s.Call(Call("t", R"({"x":1})"), R"({"jsonrpc":"2.0","id":1,"result":{}})");
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);

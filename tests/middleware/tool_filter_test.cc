@@ -134,7 +134,7 @@ TEST(ToolFilterStage, RejectsACallOfAPrivateTool) {
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->status, "deny");
   EXPECT_EQ(d->reason_code, "tool-private");
-  EXPECT_EQ(d->decision_id, "s-1:tool_filter");
+  EXPECT_EQ(ex->ctx.DecisionId(d->stage), "s-1:tool_filter");
 }
 
 TEST(ToolFilterStage, RejectsACallWithoutTheRequiredScope) {
