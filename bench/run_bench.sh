@@ -17,9 +17,18 @@
 # that and measures what each configuration costs in CPU per message. The bars (mcpmw ≥ 0.8× relay throughput at W=32, ≤ 1.25× relay p50 at W=1) are reported
 # figures, not tests: the script exits 0 whatever they say, and non-zero only when it cannot run.
 #
+# Then session start latency (bench/session_start_bench.cc): cold spawn + `initialize` vs a warm
+# lease from the pool (with and without `prewarm: initialize`) for the demo server and for
+# @modelcontextprotocol/server-everything; skipped, with the reason printed, when node or
+# tests/integration/node_modules is missing. Its bar (warm lease ≥ 50× faster) is reported the
+# same way.
+#
 # Knobs (environment): REPS (7), MESSAGES_W1 (50000), MESSAGES_W32 (500000), PAYLOAD_BYTES (200),
 # MIN_TIME (micro bench --benchmark_min_time, seconds; 0.05), PIN_CPU (unset: the scheduler places
-# the processes; a CPU number: load generator, proxy and server all pinned to it with taskset).
+# the processes; a CPU number: load generator, proxy and server all pinned to it with taskset),
+# SESSION_COLD (30 cold sessions per server), SESSION_WARM_DEMO (300) and SESSION_WARM_EVERYTHING
+# (60) warm sessions per variant (each waits for a replacement worker to start, so Node's start-up
+# time bounds how many fit in about a minute).
 set -u
 
 BUILD=${1:-build/release}
@@ -203,5 +212,45 @@ if ((${#NOTES[@]} > 0)); then
     echo "$note"
     echo '```'
   done
+fi
+
+echo
+echo "## Session start: cold spawn vs warm lease"
+echo
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SESSION=$BENCH_DIR/session_start_bench
+NODE_MODULES=$ROOT/tests/integration/node_modules
+EVERYTHING=$NODE_MODULES/@modelcontextprotocol/server-everything/dist/index.js
+if [[ ! -x $SESSION ]]; then
+  echo "- skipped: $SESSION is not built"
+elif ! command -v node >/dev/null 2>&1; then
+  echo "- skipped: node is not installed (both servers are Node programs; \`make deps\`)"
+else
+  servers=(--server demo --cold "${SESSION_COLD:-30}" --warm "${SESSION_WARM_DEMO:-300}"
+    -- node "$ROOT/demo/server.mjs")
+  if [[ -f $EVERYTHING ]]; then
+    servers+=(--server everything --cold "${SESSION_COLD:-30}"
+      --warm "${SESSION_WARM_EVERYTHING:-60}" -- node "$EVERYTHING" stdio)
+  else
+    echo "- server-everything skipped: $EVERYTHING is missing (\`make deps-node\` installs it)"
+    echo
+  fi
+  echo "From asking for a worker until the session holds the server's \`initialize\` result and"
+  echo "may send its first request. Pools: exclusive, minWarm 1, maxWorkers 2; before each timed"
+  echo "lease the bench waits (untimed) until the previous worker is reaped and its replacement is"
+  echo "warm, so each timed lease is a warm hand-off, not a queue wait."
+  echo
+  err=$(mktemp)
+  started=$(date +%s)
+  if "$SESSION" "${servers[@]}" 2>"$err"; then
+    echo "- took $(($(date +%s) - started)) s"
+  else
+    echo "- failed: $(grep -m1 FAIL "$err" || tail -n1 "$err")"
+    echo
+    echo '```'
+    tail -n 20 "$err"
+    echo '```'
+  fi
+  rm -f "$err"
 fi
 exit 0
