@@ -11,8 +11,12 @@ using jsonrpc::MessageKind;
 // The request of a tools/call exchange, or the answer to one. A notification that calls itself
 // tools/call, or a server-to-client request, is not a metered call.
 bool IsClientToolCall(const MessageContext& ctx) {
-  if (ctx.method != "tools/call" || ctx.envelope == nullptr) {
+  if (ctx.method != "tools/call") {
     return false;
+  }
+  if (ctx.envelope == nullptr) {
+    // mcpmw ended the exchange (the server died, or the session closed) before any answer.
+    return ctx.request_kind == MessageKind::kRequest;
   }
   MessageKind kind = ctx.envelope->kind;
   if (ctx.direction == Direction::kClientToServer) {

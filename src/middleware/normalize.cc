@@ -41,6 +41,7 @@ bool HasDuplicateMember(simdjson::dom::element e) {
 
 Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
   ctx.invocation_id = absl::StrCat(session_id_, "-", (*next_sequence_)++);
+  ctx.request_kind = ctx.envelope->kind;
   ctx.method.assign(ctx.envelope->method);
   ctx.tool_name.assign(ctx.envelope->tool_name);
   if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.method == "tools/call" &&

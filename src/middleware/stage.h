@@ -152,6 +152,9 @@ struct MessageContext {
   // The request parsed once (DOM) by normalize for the stages that read inside it (policy's
   // args.* conditions). Valid during OnRequest only: the session clears it with the views.
   std::optional<simdjson::dom::element> request_document;
+  // The kind of the message that opened the exchange (kept for OnComplete, where the envelope
+  // is gone when mcpmw ended the exchange without an answer from the server).
+  jsonrpc::MessageKind request_kind = jsonrpc::MessageKind::kRequest;
   std::string method;     // of the request (also while its response is processed)
   std::string tool_name;  // tools/call params.name
   // auth

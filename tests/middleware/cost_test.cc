@@ -39,6 +39,7 @@ struct Exchange {
   uint64_t response_bytes = 317;  // 80 tokens (79.25 rounded up)
   jsonrpc::MessageKind kind = jsonrpc::MessageKind::kResponse;
   Direction direction = Direction::kServerToClient;
+  bool abandoned = false;  // mcpmw ended it without an answer: no envelope at OnComplete
 };
 
 class Harness {
@@ -50,7 +51,10 @@ class Harness {
     envelope_.kind = x.kind;
     ctx_ = MessageContext{};
     ctx_.direction = x.direction;
-    ctx_.envelope = &envelope_;
+    ctx_.envelope = x.abandoned ? nullptr : &envelope_;
+    ctx_.request_kind = x.direction == Direction::kClientToServer || x.abandoned
+                            ? x.kind
+                            : jsonrpc::MessageKind::kRequest;
     ctx_.invocation_id = "inv-1";
     ctx_.method = x.method;
     ctx_.tool_name = x.tool;
@@ -117,6 +121,29 @@ TEST(CostStage, AnErrorAnswerFromTheServerIsStillMetered) {
   const CostRecord& cost = h.Complete({.kind = jsonrpc::MessageKind::kErrorResponse});
   EXPECT_EQ(cost.output_tokens, 80u);
   EXPECT_DOUBLE_EQ(cost.usd, 0.038);
+}
+
+TEST(CostStage, MetersACallMcpmwAbandonedAfterDispatchingIt) {
+  telemetry::Metrics metrics;
+  Harness h(kPricedBundle, &metrics);
+  const CostRecord& cost = h.Complete({.response_bytes = 0,
+                                       .kind = jsonrpc::MessageKind::kRequest,
+                                       .direction = Direction::kClientToServer,
+                                       .abandoned = true});
+  EXPECT_EQ(cost.input_tokens, 120u);
+  EXPECT_EQ(cost.output_tokens, 0u);
+  EXPECT_DOUBLE_EQ(cost.usd, 0.01 + 120 * 0.0001);  // the server got the request
+  EXPECT_THAT(
+      metrics.RenderPrometheus(),
+      HasSubstr(R"(mcpmw_metered_calls_total{dispatched="true",tenant="acme",tool="search"} 1)"));
+}
+
+TEST(CostStage, DoesNotMeterANotificationMcpmwEnded) {
+  Harness h(kPricedBundle);
+  const CostRecord& cost = h.Complete({.kind = jsonrpc::MessageKind::kNotification,
+                                       .direction = Direction::kClientToServer,
+                                       .abandoned = true});
+  EXPECT_EQ(cost.input_tokens, 0u);
 }
 
 TEST(CostStage, DoesNotMeterOtherMethodsNotificationsOrServerRequests) {
