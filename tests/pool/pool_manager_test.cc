@@ -1,6 +1,7 @@
 #include "pool/pool_manager.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "pool/sandbox/host.h"
 #include "simdjson.h"
+#include "src/common/fd.h"
 
 namespace mcpmw::pool {
 namespace {
@@ -43,8 +45,12 @@ std::vector<std::pair<pid_t, char>> Children() {
     if (name.find_first_not_of("0123456789") != std::string::npos) {
       continue;
     }
-    std::ifstream in(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read(2), not a stream: a process that exits while its stat file is open makes the read
+    // fail with ESRCH, which libstdc++'s filebuf turns into an exception.
+    std::string stat(512, '\0');
+    UniqueFd fd(::open((entry.path() / "stat").c_str(), O_RDONLY | O_CLOEXEC));
+    ssize_t n = fd.Valid() ? ::read(fd.Get(), stat.data(), stat.size()) : -1;
+    stat.resize(n > 0 ? static_cast<size_t>(n) : 0);
     size_t paren = stat.rfind(')');
     if (paren == std::string::npos) {
       continue;
