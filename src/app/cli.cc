@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,14 @@ Usage:
                                             invocation document (- reads stdin) and print its
                                             12-line summary, or the full report as JSON
                                             (exit 0 served, 1 blocked, 2 unreadable input)
+  mcpmw pool check FILE                     validate a profiles file ({"pools": [...]}, errors
+                                            give the JSON pointer) and print each profile's
+                                            sandbox plan on this host: the steps applied, the
+                                            steps skipped and why (exit 0 valid, 1 not)
+  mcpmw pool run FILE [--metrics-file F]    start the pools' warm workers and keep them until
+                                            SIGTERM or SIGINT, then stop and reap every one;
+                                            F gets the pools' Prometheus metrics at exit and
+                                            on SIGUSR1
   mcpmw --help                              this text
   mcpmw --version                           the version
 
@@ -51,6 +60,27 @@ Sidecar options:
                             (default 50; 0 sleeps at once). Cuts round-trip latency where waking
                             a sleeping thread is slow (VMs); costs CPU only while traffic flows
   --debug                   one stderr line per message and lifecycle step (or MCP_PROXY_DEBUG=1)
+
+Containment of the server (every start of it; README "Worker pools and sandboxing"):
+  --sandbox-network MODE    none: the server cannot create sockets other than AF_UNIX (seccomp;
+                            socket() fails with EAFNOSUPPORT) | allow (default)
+  --memory-limit MB         memory of the server and its children (a cgroup); above it the
+                            kernel kills the server, its requests get -32000, it is restarted
+  --pids-limit N            processes and threads of the server and its children (a cgroup)
+  --cpu-percent N           CPU time, in percent of one CPU (a cgroup), 1..100000
+  --open-files N            RLIMIT_NOFILE
+  --cpu-seconds N           RLIMIT_CPU: SIGXCPU after N s of CPU time, SIGKILL 1 s later
+  --namespaces LIST         new namespaces for the server, of pid,net,mount,user (pid: whatever
+                            it started dies with it)
+  --env-allow NAMES         pass only these environment variables (comma-separated; default:
+                            all of mcpmw's)
+  --cwd DIR                 the server's working directory (default: mcpmw's)
+  --sandbox-require STEPS   steps that must apply or mcpmw refuses to start, of no_new_privs,
+                            rlimits, cgroup, seccomp, namespaces. Default: no_new_privs and
+                            rlimits (core dumps off) required; a step the flags above turn on is
+                            optional: skipped, with the reason logged, where the host lacks it
+  --profile FILE            the server as one profile JSON object (README): its command, env,
+                            cwd and sandbox replace `-- CMD` and the flags above
 
 Governance (any of these turns the chain on; README "Policy bundles" has the format):
   --policy FILE             the policy bundle (also -p, --policy-file, $MCP_PROXY_POLICY_FILE);
@@ -140,6 +170,197 @@ struct OptionParser {
   }
 };
 
+// A flag that needs `step` turns it on; it stays optional unless --sandbox-require names it.
+void TurnOn(pool::sandbox::Requirement& step) {
+  if (step == pool::sandbox::Requirement::kOff) {
+    step = pool::sandbox::Requirement::kOptional;
+  }
+}
+
+absl::StatusOr<uint64_t> ParseLimit(std::string_view flag, std::string_view value, uint64_t max) {
+  absl::StatusOr<int64_t> n = ParseNumber(flag, value);
+  if (!n.ok()) {
+    return n.status();
+  }
+  if (*n < 1 || static_cast<uint64_t>(*n) > max) {
+    return Usage(absl::StrCat(Sv(flag), " is 1..", max, ", not ", *n));
+  }
+  return static_cast<uint64_t>(*n);
+}
+
+// Parses one containment option (--sandbox-network, --memory-limit, …, --profile) at args[p.i];
+// false when args[p.i] is not one.
+absl::StatusOr<bool> ParseContainmentOption(OptionParser& p, Command& cmd) {
+  using pool::sandbox::Requirement;
+  ContainmentFlags& c = cmd.containment;
+  pool::sandbox::Spec& spec = c.sandbox;
+  std::string_view v;
+  auto take = [&](std::string_view name) -> absl::StatusOr<bool> {
+    absl::StatusOr<bool> took = p.Take(name, &v);
+    if (took.ok() && *took && name != "--profile") {
+      c.given.emplace_back(name);
+    }
+    return took;
+  };
+  constexpr uint64_t kMaxMb = std::numeric_limits<uint32_t>::max();
+  constexpr uint64_t kMaxCount = uint64_t{1} << 40;
+  absl::StatusOr<bool> took = take("--profile");
+  if (!took.ok() || *took) {
+    if (took.ok() && v.empty()) {
+      return Usage("--profile needs a file name");
+    }
+    if (took.ok()) {
+      cmd.profile_file = std::string(v);
+    }
+    return took;
+  }
+  took = take("--sandbox-network");
+  if (!took.ok() || *took) {
+    if (took.ok()) {
+      if (v == "none") {
+        spec.network = pool::sandbox::Network::kNone;
+        TurnOn(spec.seccomp);
+      } else if (v == "allow") {
+        spec.network = pool::sandbox::Network::kAllow;
+      } else {
+        return Usage(absl::StrCat("--sandbox-network is none or allow, not `", Sv(v), "`"));
+      }
+    }
+    return took;
+  }
+  struct LimitFlag {
+    std::string_view name;
+    uint64_t max;
+    pool::sandbox::Requirement* step;
+  };
+  const LimitFlag limits[] = {
+      {"--memory-limit", kMaxMb, &spec.cgroup},    {"--pids-limit", kMaxCount, &spec.cgroup},
+      {"--cpu-percent", 100000, &spec.cgroup},     {"--open-files", kMaxCount, &spec.rlimits},
+      {"--cpu-seconds", kMaxCount, &spec.rlimits},
+  };
+  for (const LimitFlag& f : limits) {
+    took = take(f.name);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (!*took) {
+      continue;
+    }
+    absl::StatusOr<uint64_t> n = ParseLimit(f.name, v, f.max);
+    if (!n.ok()) {
+      return n.status();
+    }
+    TurnOn(*f.step);
+    if (f.name == "--memory-limit") {
+      spec.cgroup_limits.memory_bytes = *n * 1024 * 1024;
+    } else if (f.name == "--pids-limit") {
+      spec.cgroup_limits.pids_max = *n;
+    } else if (f.name == "--cpu-percent") {
+      spec.cgroup_limits.cpu_percent = static_cast<uint32_t>(*n);
+    } else if (f.name == "--open-files") {
+      spec.rlimit_values.open_files = *n;
+    } else {
+      spec.rlimit_values.cpu_seconds = *n;
+    }
+    return true;
+  }
+  took = take("--env-allow");
+  if (!took.ok() || *took) {
+    if (took.ok()) {
+      std::vector<std::string> names = SplitList(v);
+      for (const std::string& name : names) {
+        if (name.find('=') != std::string::npos) {
+          return Usage(absl::StrCat("--env-allow takes variable names, and `", name,
+                                    "` is not one (to set a value, use a --profile file's "
+                                    "\"env\": {\"set\": …})"));
+        }
+      }
+      c.env_allow = std::move(names);
+    }
+    return took;
+  }
+  took = take("--cwd");
+  if (!took.ok() || *took) {
+    if (took.ok() && v.empty()) {
+      return Usage("--cwd needs a directory");
+    }
+    if (took.ok()) {
+      c.cwd = std::string(v);
+    }
+    return took;
+  }
+  took = take("--namespaces");
+  if (!took.ok() || *took) {
+    if (!took.ok()) {
+      return took;
+    }
+    std::vector<std::string> names = SplitList(v);
+    if (names.empty()) {
+      return Usage("--namespaces needs a list: pid, net, mount, user (comma-separated)");
+    }
+    for (const std::string& name : names) {
+      bool* field = name == "pid"     ? &spec.namespace_set.pid
+                    : name == "net"   ? &spec.namespace_set.net
+                    : name == "mount" ? &spec.namespace_set.mount
+                    : name == "user"  ? &spec.namespace_set.user
+                                      : nullptr;
+      if (field == nullptr) {
+        return Usage(absl::StrCat("--namespaces: unknown namespace `", name,
+                                  "`; use pid, net, mount, user"));
+      }
+      *field = true;
+    }
+    TurnOn(spec.namespaces);
+    return true;
+  }
+  took = take("--sandbox-require");
+  if (!took.ok() || *took) {
+    if (!took.ok()) {
+      return took;
+    }
+    std::vector<std::string> steps = SplitList(v);
+    if (steps.empty()) {
+      return Usage(
+          "--sandbox-require needs a list of steps: no_new_privs, rlimits, cgroup, seccomp, "
+          "namespaces");
+    }
+    for (const std::string& step : steps) {
+      Requirement* field = step == "no_new_privs" ? &spec.no_new_privs
+                           : step == "rlimits"    ? &spec.rlimits
+                           : step == "cgroup"     ? &spec.cgroup
+                           : step == "seccomp"    ? &spec.seccomp
+                           : step == "namespaces" ? &spec.namespaces
+                                                  : nullptr;
+      if (field == nullptr) {
+        return Usage(absl::StrCat("--sandbox-require: unknown sandbox step `", step,
+                                  "`; the steps are no_new_privs, rlimits, cgroup, seccomp, "
+                                  "namespaces"));
+      }
+      *field = Requirement::kRequired;
+    }
+    return true;
+  }
+  return false;
+}
+
+// `--profile FILE` brings its own command and containment; mixing it with either is ambiguous.
+absl::Status CheckProfileConflicts(const Command& cmd, bool command_given) {
+  if (cmd.profile_file.empty()) {
+    return absl::OkStatus();
+  }
+  if (command_given) {
+    return Usage(
+        "--profile FILE names the server command itself (its \"command\"); drop the command "
+        "after `--`, or drop --profile");
+  }
+  if (!cmd.containment.given.empty()) {
+    return Usage(absl::StrCat("--profile FILE sets the server's sandbox, environment and cwd; ",
+                              "put ", cmd.containment.given.front(),
+                              " in the file's \"sandbox\" (or drop --profile)"));
+  }
+  return absl::OkStatus();
+}
+
 // Parses one sidecar option at args[p.i]; false when args[p.i] is not one.
 absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& prefixes_given) {
   std::string_view v;
@@ -147,6 +368,9 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
   if (arg == "--debug") {
     cmd.debug = true;
     return true;
+  }
+  if (absl::StatusOr<bool> took = ParseContainmentOption(p, cmd); !took.ok() || *took) {
+    return took;
   }
   struct NumberFlag {
     std::string_view name;
@@ -345,8 +569,13 @@ absl::StatusOr<Command> ParseStdioVerb(const std::vector<std::string_view>& args
   for (; p.i < args.size(); ++p.i) {
     cmd.spawn.argv.emplace_back(args[p.i]);
   }
-  if (cmd.spawn.argv.empty()) {
-    return Usage("`mcpmw stdio` needs the MCP server command: mcpmw stdio -- CMD [ARGS...]");
+  if (absl::Status st = CheckProfileConflicts(cmd, !cmd.spawn.argv.empty()); !st.ok()) {
+    return st;
+  }
+  if (cmd.spawn.argv.empty() && cmd.profile_file.empty()) {
+    return Usage(
+        "`mcpmw stdio` needs the MCP server command: mcpmw stdio -- CMD [ARGS...] (or "
+        "--profile FILE)");
   }
   Finalize(cmd);
   return cmd;
@@ -406,7 +635,10 @@ absl::StatusOr<Command> ParseLegacy(const std::vector<std::string_view>& args,
   }
   // The prototype's servers spoke Content-Length like its clients: mirror the client unless told.
   cmd.sidecar.server_framing_mirrors_client = true;
-  if (!have_command) {
+  if (absl::Status st = CheckProfileConflicts(cmd, have_command); !st.ok()) {
+    return st;
+  }
+  if (!have_command && cmd.profile_file.empty()) {
     return Usage("--stdio needs the server command: --proxy \"CMD ARGS\" or -- CMD ARGS");
   }
   Finalize(cmd);
@@ -418,6 +650,45 @@ absl::StatusOr<Command> ParsePolicyVerb(const std::vector<std::string_view>& arg
     return Usage("usage: mcpmw policy check FILE (validates a policy bundle without running it)");
   }
   return Command{.verb = Verb::kPolicyCheck, .policy_file = std::string(args[3])};
+}
+
+absl::StatusOr<Command> ParsePoolVerb(const std::vector<std::string_view>& args) {
+  constexpr std::string_view kPoolUsage =
+      "usage: mcpmw pool check FILE | mcpmw pool run FILE [--metrics-file F] (FILE: "
+      "{\"pools\": [profile, ...]})";
+  if (args.size() < 4 || (args[2] != "check" && args[2] != "run")) {
+    return Usage(kPoolUsage);
+  }
+  Command cmd;
+  cmd.verb = args[2] == "check" ? Verb::kPoolCheck : Verb::kPoolRun;
+  OptionParser p{args, 3};
+  for (; p.i < args.size(); ++p.i) {
+    std::string_view v;
+    absl::StatusOr<bool> took =
+        cmd.verb == Verb::kPoolRun ? p.Take("--metrics-file", &v) : absl::StatusOr<bool>(false);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      if (v.empty()) {
+        return Usage("--metrics-file needs a file name");
+      }
+      cmd.pool_metrics_file = std::string(v);
+    } else if (args[p.i] == "--debug") {
+      cmd.debug = true;
+    } else if (args[p.i].substr(0, 1) == "-") {
+      return Usage(
+          absl::StrCat("unknown option `", Sv(args[p.i]), "` for `mcpmw pool ", Sv(args[2]), "`"));
+    } else if (cmd.pools_file.empty()) {
+      cmd.pools_file = std::string(args[p.i]);
+    } else {
+      return Usage(kPoolUsage);
+    }
+  }
+  if (cmd.pools_file.empty()) {
+    return Usage(kPoolUsage);
+  }
+  return cmd;
 }
 
 absl::StatusOr<Command> ParseAuditVerb(const std::vector<std::string_view>& args) {
@@ -478,6 +749,9 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   }
   if (verb == "policy") {
     return ParsePolicyVerb(args);
+  }
+  if (verb == "pool") {
+    return ParsePoolVerb(args);
   }
   if (verb == "eval") {
     Command cmd{.verb = Verb::kEval};

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "pool/governor.h"
+#include "pool/sandbox/spec.h"
 #include "src/proxy/governance.h"
 #include "src/proxy/sidecar.h"
 
@@ -18,7 +20,27 @@ namespace mcpmw::app {
 
 inline constexpr std::string_view kVersion = "0.1.0";
 
-enum class Verb { kHelp, kVersion, kStdio, kAuditVerify, kPolicyCheck, kEval };
+enum class Verb {
+  kHelp,
+  kVersion,
+  kStdio,
+  kAuditVerify,
+  kPolicyCheck,
+  kEval,
+  kPoolCheck,
+  kPoolRun
+};
+
+// The sidecar's containment flags, applied to the profile built from the server command
+// (ApplyContainment in src/app/pool_command.h). `sandbox` starts as the default Spec
+// (no_new_privs and rlimits required, core dumps off); a flag that needs a step turns it on as
+// optional unless --sandbox-require names it.
+struct ContainmentFlags {
+  pool::sandbox::Spec sandbox;
+  std::optional<std::vector<std::string>> env_allow;  // --env-allow; unset: the whole environment
+  std::string cwd;                                    // --cwd; empty: mcpmw's
+  std::vector<std::string> given;                     // the flags given, for conflict messages
+};
 
 struct Command {
   Verb verb = Verb::kHelp;
@@ -31,6 +53,14 @@ struct Command {
   // session then runs the chain on every client request.
   bool governed = false;
   proxy::GovernanceOptions governance;
+  // kStdio: the server's containment; or, with `--profile FILE`, the profile file that replaces
+  // the flags and the command (its "command" is what the governor checks).
+  ContainmentFlags containment;
+  std::string profile_file;
+  // kPoolCheck / kPoolRun: the profiles file ({"pools": [...]}); kPoolRun: where to write the
+  // pools' Prometheus text at exit and on SIGUSR1 (empty: nowhere).
+  std::string pools_file;
+  std::string pool_metrics_file;
   // kPolicyCheck: the bundle to validate.
   std::string policy_file;
   // kAuditVerify: the log and the key file (HMAC key, or an Ed25519 PEM).

@@ -16,6 +16,8 @@
 #include "src/common/strings.h"
 #include "src/jsonrpc/errors.h"
 
+extern char** environ;
+
 namespace mcpmw::proxy {
 namespace {
 
@@ -474,7 +476,13 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
 
 io::Task<bool> Sidecar::StartServer() {
   while (!shutting_down_) {
-    absl::StatusOr<pool::Child> child = pool::Spawn({.argv = options_.argv});
+    absl::StatusOr<pool::Child> child = pool::Spawn({
+        .argv = options_.server.argv,
+        .env = pool::BuildEnvironment(options_.server, environ),
+        .cwd = options_.server.cwd,
+        .sandbox = options_.sandbox,
+        .worker_name = absl::StrCat(options_.server.name, "-", generation_ + 1),
+    });
     if (child.ok()) {
       child_ = *std::move(child);
       ++generation_;

@@ -10,12 +10,19 @@
 // that is not JSON (-32700) or not JSON-RPC (-32600), a frame over the size limit (-32003), a
 // request in flight when the server died (-32000), or a request it cannot deliver (-32001).
 //
-// Server lifecycle: spawned through the governor's decision; when it dies, every client request
-// in flight is answered with an error at once, it is restarted after a backoff (bounded), the
-// client's `initialize` and `notifications/initialized` are replayed to the new process (its
-// initialize response is swallowed), and what the client sent meanwhile is buffered (bounded)
-// and delivered afterwards. On client EOF or SIGTERM/SIGINT: the server's stdin is closed, then
-// SIGTERM after the kill timeout, then SIGKILL after another kill timeout.
+// Server lifecycle: spawned through the governor's decision, with the containment of its profile
+// (pool::Spawn with the profile's environment, cwd and sandbox plan: process group, parent-death
+// signal, no_new_privs, rlimits, a cgroup per start, seccomp, namespaces); when it dies, every
+// client request in flight is answered with an error at once, it is restarted after a backoff
+// (bounded), the client's `initialize` and `notifications/initialized` are replayed to the new
+// process (its initialize response is swallowed), and what the client sent meanwhile is buffered
+// (bounded) and delivered afterwards. On client EOF or SIGTERM/SIGINT: the server's stdin is
+// closed, then SIGTERM after the kill timeout, then SIGKILL after another kill timeout.
+//
+// The server is the sidecar's one exclusive worker, but the sidecar supervises it itself rather
+// than through a pool::PoolManager: it needs the exit status (for its exit code and the restart
+// decision), stdin-close-first shutdown and the restart replay, none of which a lease exposes.
+// The launch path is the pool's (Profile → sandbox::Plan → Spawn), so the containment is the same.
 //
 // Single-threaded: everything runs on the ring passed in.
 #pragma once
@@ -28,6 +35,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "pool/process.h"
+#include "pool/profile.h"
+#include "pool/sandbox/sandbox.h"
 #include "src/common/clock.h"
 #include "src/framing/framed_stream.h"
 #include "src/io/ring.h"
@@ -37,7 +46,16 @@
 namespace mcpmw::proxy {
 
 struct SidecarOptions {
-  std::vector<std::string> argv;  // the server command, already approved by the governor
+  // The server: argv (already approved by the governor), environment (allowlist and values),
+  // working directory and sandbox Spec; usually pool::ProfileFromCommandLine plus the containment
+  // flags, or a `--profile` file. Only those fields are read: the pool settings (minWarm,
+  // readiness, recycling, …) do not apply to the sidecar's one worker.
+  pool::Profile server;
+  // `server.sandbox` planned against this host (pool::sandbox::Plan), applied at every start of
+  // the server; each start gets its own cgroup, torn down when that process is reaped. Null: no
+  // sandbox steps (pool::Spawn's process group, parent-death signal and fd closing still apply).
+  // Borrowed: must outlive the session.
+  const pool::sandbox::SandboxPlan* sandbox = nullptr;
   size_t max_message_bytes = 16 * 1024 * 1024;
   // How to frame messages to the server. kUnknown (auto): the server's own framing once it has
   // written something; before that newline-delimited JSON, the MCP standard — or, with

@@ -126,6 +126,130 @@ TEST(Cli, AuditVerifyTakesTheLogAndTheKey) {
   EXPECT_THAT(Parse({"audit", "show"}).status().message(), HasSubstr("one subcommand"));
 }
 
+TEST(Cli, StdioContainmentFlagsTurnTheirStepsOnAsOptional) {
+  using pool::sandbox::Requirement;
+  auto cmd = Parse({"stdio",
+                    "--sandbox-network",
+                    "none",
+                    "--memory-limit",
+                    "64",
+                    "--pids-limit=16",
+                    "--cpu-percent",
+                    "50",
+                    "--open-files",
+                    "256",
+                    "--cpu-seconds",
+                    "30",
+                    "--namespaces",
+                    "pid, net",
+                    "--env-allow",
+                    "PATH,HOME",
+                    "--cwd",
+                    "/srv",
+                    "--",
+                    "node",
+                    "s.js"});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  const pool::sandbox::Spec& spec = cmd->containment.sandbox;
+  EXPECT_EQ(spec.network, pool::sandbox::Network::kNone);
+  EXPECT_EQ(spec.seccomp, Requirement::kOptional);
+  EXPECT_EQ(spec.cgroup, Requirement::kOptional);
+  EXPECT_EQ(spec.cgroup_limits.memory_bytes, uint64_t{64} * 1024 * 1024);
+  EXPECT_EQ(spec.cgroup_limits.pids_max, 16u);
+  EXPECT_EQ(spec.cgroup_limits.cpu_percent, 50u);
+  EXPECT_EQ(spec.rlimits, Requirement::kRequired);  // the default Spec already requires it
+  EXPECT_EQ(spec.rlimit_values.open_files, 256u);
+  EXPECT_EQ(spec.rlimit_values.cpu_seconds, 30u);
+  EXPECT_EQ(spec.namespaces, Requirement::kOptional);
+  EXPECT_TRUE(spec.namespace_set.pid);
+  EXPECT_TRUE(spec.namespace_set.net);
+  EXPECT_FALSE(spec.namespace_set.user);
+  EXPECT_THAT(*cmd->containment.env_allow, ElementsAre("PATH", "HOME"));
+  EXPECT_EQ(cmd->containment.cwd, "/srv");
+  EXPECT_THAT(cmd->spawn.argv, ElementsAre("node", "s.js"));
+}
+
+TEST(Cli, SandboxRequireMakesStepsRequiredInEitherOrder) {
+  using pool::sandbox::Requirement;
+  for (auto args :
+       {std::vector<std::string_view>{"stdio", "--sandbox-require", "cgroup,seccomp",
+                                      "--memory-limit", "64", "--", "node"},
+        std::vector<std::string_view>{"stdio", "--memory-limit", "64", "--sandbox-require",
+                                      "cgroup,seccomp", "--", "node"}}) {
+    auto cmd = Parse(args);
+    ASSERT_TRUE(cmd.ok()) << cmd.status();
+    EXPECT_EQ(cmd->containment.sandbox.cgroup, Requirement::kRequired);
+    EXPECT_EQ(cmd->containment.sandbox.seccomp, Requirement::kRequired);
+    EXPECT_EQ(cmd->containment.sandbox.namespaces, Requirement::kOff);
+  }
+}
+
+TEST(Cli, WithoutContainmentFlagsTheServerGetsTheDefaultSandboxAndWholeEnvironment) {
+  auto cmd = Parse({"stdio", "--", "node"});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->containment.sandbox.no_new_privs, pool::sandbox::Requirement::kRequired);
+  EXPECT_EQ(cmd->containment.sandbox.cgroup, pool::sandbox::Requirement::kOff);
+  EXPECT_EQ(cmd->containment.sandbox.seccomp, pool::sandbox::Requirement::kOff);
+  EXPECT_FALSE(cmd->containment.env_allow.has_value());
+  EXPECT_TRUE(cmd->containment.given.empty());
+}
+
+TEST(Cli, ContainmentFlagErrorsSayWhatIsAccepted) {
+  auto message = [](std::vector<std::string_view> args) {
+    return std::string(Parse(std::move(args)).status().message());
+  };
+  EXPECT_THAT(message({"stdio", "--sandbox-network", "off", "--", "node"}),
+              HasSubstr("--sandbox-network is none or allow, not `off`"));
+  EXPECT_THAT(message({"stdio", "--memory-limit", "0", "--", "node"}),
+              HasSubstr("--memory-limit is 1..4294967295, not 0"));
+  EXPECT_THAT(message({"stdio", "--pids-limit", "lots", "--", "node"}),
+              HasSubstr("--pids-limit expects a whole non-negative number, got `lots`"));
+  EXPECT_THAT(message({"stdio", "--cpu-percent", "100001", "--", "node"}),
+              HasSubstr("--cpu-percent is 1..100000, not 100001"));
+  EXPECT_THAT(message({"stdio", "--namespaces", "pid,ipc", "--", "node"}),
+              HasSubstr("unknown namespace `ipc`; use pid, net, mount, user"));
+  EXPECT_THAT(message({"stdio", "--namespaces", "", "--", "node"}),
+              HasSubstr("--namespaces needs a list"));
+  EXPECT_THAT(message({"stdio", "--sandbox-require", "apparmor", "--", "node"}),
+              HasSubstr("unknown sandbox step `apparmor`; the steps are no_new_privs, rlimits, "
+                        "cgroup, seccomp, namespaces"));
+  EXPECT_THAT(message({"stdio", "--env-allow", "A=1", "--", "node"}),
+              HasSubstr("`A=1` is not one"));
+  EXPECT_THAT(message({"stdio", "--cwd=", "--", "node"}), HasSubstr("--cwd needs a directory"));
+}
+
+TEST(Cli, ProfileFileReplacesTheCommandAndTheContainmentFlags) {
+  auto cmd = Parse({"stdio", "--profile", "p.json", "--max-restarts", "2"});
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->profile_file, "p.json");
+  EXPECT_TRUE(cmd->spawn.argv.empty());
+  EXPECT_THAT(Parse({"stdio", "--profile", "p.json", "--", "node"}).status().message(),
+              HasSubstr("--profile FILE names the server command itself"));
+  EXPECT_THAT(Parse({"stdio", "--profile", "p.json", "--pids-limit", "8"}).status().message(),
+              HasSubstr("put --pids-limit in the file's \"sandbox\""));
+  auto legacy = Parse({"--stdio", "--profile=p.json"});
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(legacy->profile_file, "p.json");
+}
+
+TEST(Cli, PoolVerbsTakeTheProfilesFile) {
+  auto check = Parse({"pool", "check", "pools.json"});
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->verb, Verb::kPoolCheck);
+  EXPECT_EQ(check->pools_file, "pools.json");
+  auto run = Parse({"pool", "run", "pools.json", "--metrics-file", "m.prom", "--debug"});
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->verb, Verb::kPoolRun);
+  EXPECT_EQ(run->pools_file, "pools.json");
+  EXPECT_EQ(run->pool_metrics_file, "m.prom");
+  EXPECT_TRUE(run->debug);
+  EXPECT_THAT(Parse({"pool", "check", "pools.json", "--metrics-file", "m"}).status().message(),
+              HasSubstr("unknown option `--metrics-file` for `mcpmw pool check`"));
+  EXPECT_THAT(Parse({"pool", "start", "pools.json"}).status().message(),
+              HasSubstr("usage: mcpmw pool check FILE | mcpmw pool run FILE"));
+  EXPECT_THAT(Parse({"pool", "run"}).status().message(), HasSubstr("usage: mcpmw pool"));
+}
+
 TEST(Cli, HelpAndVersionWinAnywhere) {
   EXPECT_EQ(Parse({"--help"})->verb, Verb::kHelp);
   EXPECT_EQ(Parse({"stdio", "-h"})->verb, Verb::kHelp);

@@ -6,14 +6,26 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pool/profile.h"
+#include "pool/sandbox/host.h"
+#include "pool/sandbox/sandbox.h"
 #include "src/common/fd.h"
+#include "src/common/strings.h"
 #include "src/io/ring.h"
+
+extern char** environ;
 
 namespace mcpmw::proxy {
 namespace {
@@ -67,9 +79,12 @@ class FakeClient {
     }
   }
 
-  SidecarOptions Options(std::vector<std::string> extra_env = {}) {
+  SidecarOptions Options() {
     SidecarOptions o;
-    o.argv = {MCPMW_FAKE_SERVER};
+    absl::StatusOr<pool::Profile> server =
+        pool::ProfileFromCommandLine({MCPMW_FAKE_SERVER}, environ, /*warm=*/false);
+    EXPECT_TRUE(server.ok()) << server.status();
+    o.server = *std::move(server);
     o.client_in = sidecar_in_.Get();
     o.client_out = sidecar_out_.Get();
     o.restart_backoff = std::chrono::milliseconds(100);
@@ -299,6 +314,102 @@ TEST_F(SidecarTest, KillsARestartedServerThatNeverAnswersTheReplayedInitialize) 
   ::unsetenv("FAKE_INIT_ONCE");
   ::unlink(marker.c_str());
   EXPECT_EQ(code, 1);  // the replacement died by SIGKILL and the budget was spent
+}
+
+// The server's pid, from the fake server's `stats` answer ("…"pid":123}}").
+pid_t StatsPid(const std::string& line) {
+  size_t at = line.find("\"pid\":");
+  return at == std::string::npos ? -1 : std::atoi(line.c_str() + at + 6);
+}
+
+std::string ReadProcFile(pid_t pid, const char* name) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/", name), std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The last path component of `pid`'s cgroup in the v1 hierarchy of `controller` ("" if none).
+std::string CgroupName(pid_t pid, std::string_view controller) {
+  for (absl::string_view line : absl::StrSplit(ReadProcFile(pid, "cgroup"), '\n')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (parts.size() == 3 && parts[1] == Sv(controller)) {
+      return std::string(parts[2].substr(parts[2].rfind('/') + 1));
+    }
+  }
+  return "";
+}
+
+TEST_F(SidecarTest, StartsTheServerWithItsProfilesEnvironmentWorkingDirectoryAndSandbox) {
+  SidecarOptions options = fake_.Options();
+  options.server.env_allow = {"PATH"};
+  options.server.env_set = {{"MCPMW_SIDECAR_TEST", "set by the profile"}};
+  char cwd[PATH_MAX];
+  ASSERT_NE(::realpath(::testing::TempDir().c_str(), cwd), nullptr);
+  options.server.cwd = cwd;
+  options.server.sandbox.rlimit_values.open_files = 64;
+  absl::StatusOr<pool::sandbox::SandboxPlan> plan =
+      pool::sandbox::Plan(options.server.sandbox, pool::sandbox::ProbeHost());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  options.sandbox = &*plan;
+  std::string path = absl::StrCat("PATH=", std::getenv("PATH"));
+  int code = RunSession(fake_, std::move(options), [&](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"stats"})"
+           "\n");
+    pid_t pid = StatsPid(c.ReadLine());
+    ASSERT_GT(pid, 0);
+    std::vector<std::string> env =
+        absl::StrSplit(ReadProcFile(pid, "environ"), '\0', absl::SkipEmpty());
+    EXPECT_THAT(env, ::testing::ElementsAre(path, "MCPMW_SIDECAR_TEST=set by the profile"));
+    char link[PATH_MAX] = {};
+    ASSERT_GT(::readlink(absl::StrCat("/proc/", pid, "/cwd").c_str(), link, sizeof(link) - 1), 0);
+    EXPECT_STREQ(link, cwd);
+    EXPECT_THAT(ReadProcFile(pid, "status"), HasSubstr("NoNewPrivs:\t1"));
+    EXPECT_THAT(ReadProcFile(pid, "limits"), ::testing::ContainsRegex("Max open files +64 +64 "));
+    EXPECT_THAT(ReadProcFile(pid, "limits"), ::testing::ContainsRegex("Max core file size +0 +0 "));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, GivesEachServerStartItsOwnCgroupAndRemovesItWhenThatServerIsReaped) {
+  pool::sandbox::HostCapabilities host = pool::sandbox::ProbeHost();
+  if (!host.cgroup.pids.available ||
+      host.cgroup.pids.version != pool::sandbox::CgroupVersion::kV1) {
+    GTEST_SKIP() << "needs a writable cgroup v1 pids controller: "
+                 << (host.cgroup.pids.available ? "this host has v2" : host.cgroup.pids.reason);
+  }
+  SidecarOptions options = fake_.Options();
+  options.server.sandbox.cgroup = pool::sandbox::Requirement::kRequired;
+  options.server.sandbox.cgroup_limits.pids_max = 48;
+  absl::StatusOr<pool::sandbox::SandboxPlan> plan =
+      pool::sandbox::Plan(options.server.sandbox, host);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  options.sandbox = &*plan;
+  const std::string parent = host.cgroup.pids.parent_dir;
+  int code = RunSession(fake_, std::move(options), [&](FakeClient& c) {
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"stats"})"
+           "\n");
+    pid_t first = StatsPid(c.ReadLine());
+    std::string first_cgroup = CgroupName(first, "pids");
+    EXPECT_THAT(first_cgroup, StartsWith(absl::StrCat("mcpmw-", ::getpid(), "-stdio-1-")));
+    std::ifstream max(absl::StrCat(parent, "/", first_cgroup, "/pids.max"));
+    std::string limit;
+    max >> limit;
+    EXPECT_EQ(limit, "48");
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-32000)"));
+    // The crashed server was reaped, and its cgroup torn down, before its request was failed.
+    EXPECT_NE(::access(absl::StrCat(parent, "/", first_cgroup).c_str(), F_OK), 0);
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"stats"})"
+           "\n");
+    pid_t second = StatsPid(c.ReadLine());
+    ASSERT_GT(second, 0);
+    EXPECT_NE(second, first);
+    EXPECT_THAT(CgroupName(second, "pids"),
+                StartsWith(absl::StrCat("mcpmw-", ::getpid(), "-stdio-2-")));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
 }
 
 TEST(SniffId, FindsTopLevelIdBeforeParams) {

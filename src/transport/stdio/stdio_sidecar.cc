@@ -5,7 +5,12 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_join.h"
+#include "pool/sandbox/host.h"
+#include "pool/sandbox/sandbox.h"
 #include "src/common/fd.h"
 #include "src/common/log.h"
 #include "src/io/ring.h"
@@ -23,6 +28,30 @@ int RunStdioSidecar(proxy::SidecarOptions options,
     LogError(ring.status().message());
     return proxy::kExitNoIoUring;
   }
+  // The server's containment is planned once; every (re)start of it applies the same plan.
+  absl::StatusOr<pool::sandbox::SandboxPlan> plan =
+      pool::sandbox::Plan(options.server.sandbox, pool::sandbox::ProbeHost());
+  if (!plan.ok()) {
+    LogError("cannot start the MCP server: ", plan.status().message());
+    return proxy::kExitFailure;
+  }
+  for (const pool::sandbox::SkippedStep& skipped : plan->skipped()) {
+    LogError("optional sandbox step `", skipped.step, "` skipped: ", skipped.reason);
+  }
+  if (DebugLoggingEnabled()) {
+    std::vector<std::string> applied;
+    for (pool::sandbox::ChildStep step :
+         {pool::sandbox::ChildStep::kNoNewPrivs, pool::sandbox::ChildStep::kRlimits,
+          pool::sandbox::ChildStep::kCgroup, pool::sandbox::ChildStep::kNamespaces,
+          pool::sandbox::ChildStep::kSeccomp}) {
+      if (plan->applies(step)) {
+        applied.emplace_back(pool::sandbox::ChildStepName(step));
+      }
+    }
+    LogDebug("the MCP server's sandbox steps: ",
+             applied.empty() ? "none" : absl::StrJoin(applied, ", "));
+  }
+  options.sandbox = &*plan;
   ::signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);
