@@ -273,6 +273,12 @@ absl::Status ParseEnv(ObjectReader& r, Profile& p) {
   return r.RejectUnknown();
 }
 
+// A step written in the profile without "require" is on, as optional: its settings were written
+// to take effect. An explicit "require": "off" still turns it off.
+Requirement AtLeastOptional(Requirement r) {
+  return r == Requirement::kOff ? Requirement::kOptional : r;
+}
+
 absl::Status ParseSandbox(ObjectReader& r, sandbox::Spec& spec) {
   MCPMW_ASSIGN_OR_RETURN(spec.no_new_privs, ParseRequirement(r, "noNewPrivs", spec.no_new_privs));
   MCPMW_ASSIGN_OR_RETURN(std::optional<ObjectReader> rl, r.Object("rlimits"));
@@ -291,7 +297,8 @@ absl::Status ParseSandbox(ObjectReader& r, sandbox::Spec& spec) {
   }
   MCPMW_ASSIGN_OR_RETURN(std::optional<ObjectReader> cg, r.Object("cgroup"));
   if (cg) {
-    MCPMW_ASSIGN_OR_RETURN(spec.cgroup, ParseRequirement(*cg, "require", spec.cgroup));
+    MCPMW_ASSIGN_OR_RETURN(spec.cgroup,
+                           ParseRequirement(*cg, "require", AtLeastOptional(spec.cgroup)));
     MCPMW_ASSIGN_OR_RETURN(std::optional<uint64_t> mem_mb,
                            cg->Whole("memoryMb", std::numeric_limits<uint32_t>::max()));
     if (mem_mb) {
@@ -306,7 +313,8 @@ absl::Status ParseSandbox(ObjectReader& r, sandbox::Spec& spec) {
   }
   MCPMW_ASSIGN_OR_RETURN(std::optional<ObjectReader> sc, r.Object("seccomp"));
   if (sc) {
-    MCPMW_ASSIGN_OR_RETURN(spec.seccomp, ParseRequirement(*sc, "require", spec.seccomp));
+    MCPMW_ASSIGN_OR_RETURN(spec.seccomp,
+                           ParseRequirement(*sc, "require", AtLeastOptional(spec.seccomp)));
     MCPMW_ASSIGN_OR_RETURN(
         spec.network,
         sc->Choice<sandbox::Network>(
@@ -316,7 +324,8 @@ absl::Status ParseSandbox(ObjectReader& r, sandbox::Spec& spec) {
   }
   MCPMW_ASSIGN_OR_RETURN(std::optional<ObjectReader> ns, r.Object("namespaces"));
   if (ns) {
-    MCPMW_ASSIGN_OR_RETURN(spec.namespaces, ParseRequirement(*ns, "require", spec.namespaces));
+    MCPMW_ASSIGN_OR_RETURN(spec.namespaces,
+                           ParseRequirement(*ns, "require", AtLeastOptional(spec.namespaces)));
     for (auto [key, field] :
          {std::pair{"pid", &spec.namespace_set.pid}, std::pair{"net", &spec.namespace_set.net},
           std::pair{"mount", &spec.namespace_set.mount},

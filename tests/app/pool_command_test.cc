@@ -167,8 +167,8 @@ TEST(DescribeProfile, ShowsAppliedSkippedAndOffStepsWithTheHostsReason) {
 
 TEST(DescribeProfile, WarnsThatTheSettingsOfAStepLeftOffAreIgnored) {
   absl::StatusOr<pool::Profile> p =
-      pool::ParseProfile(R"({"name":"a","command":["x"],"sandbox":{"cgroup":{"memoryMb":64},)"
-                         R"("namespaces":{"require":"off"}}})");
+      pool::ParseProfile(R"({"name":"a","command":["x"],"sandbox":{"cgroup":{"require":"off",)"
+                         R"("memoryMb":64},"namespaces":{"require":"off"}}})");
   ASSERT_TRUE(p.ok()) << p.status();
   absl::StatusOr<pool::sandbox::SandboxPlan> plan = pool::sandbox::Plan(p->sandbox, BareHost());
   ASSERT_TRUE(plan.ok()) << plan.status();

@@ -117,6 +117,23 @@ TEST(ParseProfile, ParsesSharedIsolationAndPrewarmInitialize) {
   EXPECT_EQ(p->max_workers, 3u) << "maxWorkers defaults to minWarm";
 }
 
+TEST(ParseProfile, TurnsOnAWrittenSandboxStepAsOptionalUnlessItSaysOff) {
+  absl::StatusOr<Profile> p = ParseProfile(R"({"name":"x","command":["cat"],"sandbox":{
+      "cgroup":{"memoryMb":512},"seccomp":{"network":"none"},
+      "namespaces":{"require":"off","pid":true}}})");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->sandbox.cgroup, sandbox::Requirement::kOptional);
+  EXPECT_EQ(p->sandbox.cgroup_limits.memory_bytes, uint64_t{512} << 20);
+  EXPECT_EQ(p->sandbox.seccomp, sandbox::Requirement::kOptional);
+  EXPECT_EQ(p->sandbox.network, sandbox::Network::kNone);
+  EXPECT_EQ(p->sandbox.namespaces, sandbox::Requirement::kOff);
+  // rlimits keeps its default (required) when written without "require".
+  absl::StatusOr<Profile> q =
+      ParseProfile(R"({"name":"x","command":["cat"],"sandbox":{"rlimits":{"openFiles":64}}})");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->sandbox.rlimits, sandbox::Requirement::kRequired);
+}
+
 TEST(ParseProfile, RejectsAnUnknownTopLevelKeyWithItsPointer) {
   std::string error = ErrorOf(R"({"name":"a","command":["x"],"minwarm":2})");
   EXPECT_THAT(error, StartsWith("/minwarm: unknown key"));
