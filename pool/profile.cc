@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "src/common/json_reader.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
 
@@ -16,217 +17,16 @@ namespace mcpmw::pool {
 namespace {
 
 using sandbox::Requirement;
-using simdjson::dom::array;
 using simdjson::dom::element;
-using simdjson::dom::element_type;
 using simdjson::dom::object;
 
 constexpr uint64_t kMiB = uint64_t{1024} * 1024;
 
-// RFC 6901: '~' → "~0", '/' → "~1".
-std::string EscapeToken(std::string_view token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-absl::Status Bad(std::string_view pointer, std::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(Sv(pointer.empty() ? std::string_view("/") : pointer), ": ", Sv(what)));
-}
-
-std::string_view TypeName(element_type t) {
-  switch (t) {
-    case element_type::ARRAY:
-      return "an array";
-    case element_type::OBJECT:
-      return "an object";
-    case element_type::INT64:
-    case element_type::UINT64:
-    case element_type::DOUBLE:
-      return "a number";
-    case element_type::STRING:
-      return "a string";
-    case element_type::BOOL:
-      return "a boolean";
-    case element_type::NULL_VALUE:
-      return "null";
-  }
-  return "a value";
-}
-
-absl::StatusOr<object> AsObject(element e, std::string_view pointer) {
-  object obj;
-  if (e.get_object().get(obj) != simdjson::SUCCESS) {
-    return Bad(pointer, absl::StrCat("expected an object, found ", Sv(TypeName(e.type()))));
-  }
-  return obj;
-}
-
-// Walks one object, remembering which keys were read so unknown ones are refused (the same
-// reader as the policy bundle's, for the profile's value types).
-class ObjectReader {
- public:
-  ObjectReader(object obj, std::string pointer) : obj_(obj), pointer_(std::move(pointer)) {}
-
-  std::string Ptr(std::string_view key) const {
-    return absl::StrCat(pointer_, "/", EscapeToken(key));
-  }
-
-  std::optional<element> Get(std::string_view key) {
-    known_.insert(std::string(key));
-    element e;
-    if (obj_.at_key(key).get(e) != simdjson::SUCCESS) {
-      return std::nullopt;
-    }
-    return e;
-  }
-
-  absl::StatusOr<std::optional<std::string>> String(std::string_view key) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<std::string>();
-    }
-    std::string_view s;
-    if (e->get_string().get(s) != simdjson::SUCCESS) {
-      return Bad(Ptr(key), absl::StrCat("expected a string, found ", Sv(TypeName(e->type()))));
-    }
-    return std::optional<std::string>(std::string(s));
-  }
-
-  absl::StatusOr<std::optional<bool>> Bool(std::string_view key) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<bool>();
-    }
-    bool b = false;
-    if (e->get_bool().get(b) != simdjson::SUCCESS) {
-      return Bad(Ptr(key), absl::StrCat("expected true or false, found ", Sv(TypeName(e->type()))));
-    }
-    return std::optional<bool>(b);
-  }
-
-  // A whole number in [0, max].
-  absl::StatusOr<std::optional<uint64_t>> Whole(
-      std::string_view key, uint64_t max = std::numeric_limits<int64_t>::max()) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<uint64_t>();
-    }
-    uint64_t v = 0;
-    if (e->type() == element_type::DOUBLE) {
-      double d = 0;
-      if (e->get_double().get(d) != simdjson::SUCCESS || d < 0 ||
-          d != static_cast<double>(static_cast<uint64_t>(d))) {
-        return Bad(Ptr(key), "expected a whole number ≥ 0, found a fraction or a negative number");
-      }
-      v = static_cast<uint64_t>(d);
-    } else if (e->type() == element_type::INT64 || e->type() == element_type::UINT64) {
-      if (e->get_uint64().get(v) != simdjson::SUCCESS) {
-        return Bad(Ptr(key), "expected a whole number ≥ 0, found a negative number");
-      }
-    } else {
-      return Bad(Ptr(key),
-                 absl::StrCat("expected a whole number ≥ 0, found ", Sv(TypeName(e->type()))));
-    }
-    if (v > max) {
-      return Bad(Ptr(key), absl::StrCat("too large: at most ", max));
-    }
-    return std::optional<uint64_t>(v);
-  }
-
-  absl::StatusOr<std::optional<std::chrono::milliseconds>> Millis(std::string_view key) {
-    // A day is far beyond any sensible timeout and keeps every sum of durations from overflowing.
-    constexpr uint64_t kMaxMs = 24ULL * 3600 * 1000;
-    MCPMW_ASSIGN_OR_RETURN(std::optional<uint64_t> v, Whole(key, kMaxMs));
-    if (!v) {
-      return std::optional<std::chrono::milliseconds>();
-    }
-    return std::optional<std::chrono::milliseconds>(static_cast<int64_t>(*v));
-  }
-
-  absl::StatusOr<std::vector<std::string>> Strings(std::string_view key) {
-    std::vector<std::string> out;
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return out;
-    }
-    array arr;
-    if (e->get_array().get(arr) != simdjson::SUCCESS) {
-      return Bad(Ptr(key),
-                 absl::StrCat("expected an array of strings, found ", Sv(TypeName(e->type()))));
-    }
-    size_t i = 0;
-    for (element item : arr) {
-      std::string_view s;
-      if (item.get_string().get(s) != simdjson::SUCCESS) {
-        return Bad(absl::StrCat(Ptr(key), "/", i),
-                   absl::StrCat("expected a string, found ", Sv(TypeName(item.type()))));
-      }
-      out.emplace_back(s);
-      ++i;
-    }
-    return out;
-  }
-
-  // The value `choices` maps the member's string to; `fallback` when the member is absent.
-  template <typename T>
-  absl::StatusOr<T> Choice(std::string_view key,
-                           std::initializer_list<std::pair<std::string_view, T>> choices,
-                           T fallback) {
-    MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> s, String(key));
-    if (!s) {
-      return fallback;
-    }
-    std::string list;
-    for (const auto& [name, value] : choices) {
-      if (*s == name) {
-        return value;
-      }
-      absl::StrAppend(&list, list.empty() ? "" : ", ", "\"", Sv(name), "\"");
-    }
-    return Bad(Ptr(key), absl::StrCat("\"", *s, "\" is not one of ", list));
-  }
-
-  // The member as an object reader, or nullopt when absent.
-  absl::StatusOr<std::optional<ObjectReader>> Object(std::string_view key) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<ObjectReader>();
-    }
-    std::string ptr = Ptr(key);
-    MCPMW_ASSIGN_OR_RETURN(object obj, AsObject(*e, ptr));
-    return std::optional<ObjectReader>(ObjectReader(obj, std::move(ptr)));
-  }
-
-  absl::Status RejectUnknown() const {
-    for (auto [key, value] : obj_) {
-      if (!known_.contains(std::string(key))) {
-        std::string list;
-        for (const std::string& k : known_) {
-          absl::StrAppend(&list, list.empty() ? "" : ", ", k);
-        }
-        return Bad(Ptr(key), absl::StrCat("unknown key; expected one of: ", list));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  const object& obj() const { return obj_; }
-
- private:
-  object obj_;
-  std::string pointer_;
-  std::set<std::string> known_;
-};
+using json::AsObject;
+using json::Bad;
+using json::EscapeToken;
+using json::ObjectReader;
+using json::TypeName;
 
 absl::StatusOr<Requirement> ParseRequirement(ObjectReader& r, std::string_view key,
                                              Requirement fallback) {

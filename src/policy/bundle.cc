@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "simdjson.h"
+#include "src/common/json_reader.h"
 #include "src/common/sha256.h"
 #include "src/common/status.h"
 #include "src/common/strings.h"
@@ -20,185 +21,13 @@ namespace {
 
 using simdjson::dom::array;
 using simdjson::dom::element;
-using simdjson::dom::element_type;
 using simdjson::dom::object;
 
-// RFC 6901: '~' → "~0", '/' → "~1".
-std::string EscapeToken(std::string_view token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-absl::Status Bad(std::string_view pointer, std::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(Sv(pointer.empty() ? std::string_view("/") : pointer), ": ", Sv(what)));
-}
-
-std::string_view TypeName(element_type t) {
-  switch (t) {
-    case element_type::ARRAY:
-      return "an array";
-    case element_type::OBJECT:
-      return "an object";
-    case element_type::INT64:
-    case element_type::UINT64:
-    case element_type::DOUBLE:
-      return "a number";
-    case element_type::STRING:
-      return "a string";
-    case element_type::BOOL:
-      return "a boolean";
-    case element_type::NULL_VALUE:
-      return "null";
-  }
-  return "a value";
-}
-
-// Walks one object, remembering which keys were read so unknown ones are refused.
-class ObjectReader {
- public:
-  ObjectReader(object obj, std::string pointer) : obj_(obj), pointer_(std::move(pointer)) {}
-
-  std::string Ptr(std::string_view key) const {
-    return absl::StrCat(pointer_, "/", EscapeToken(key));
-  }
-  const std::string& pointer() const { return pointer_; }
-
-  std::optional<element> Get(std::string_view key) {
-    known_.insert(std::string(key));
-    element e;
-    if (obj_.at_key(key).get(e) != simdjson::SUCCESS) {
-      return std::nullopt;
-    }
-    return e;
-  }
-
-  absl::StatusOr<std::optional<std::string>> String(std::string_view key) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<std::string>();
-    }
-    std::string_view s;
-    if (e->get_string().get(s) != simdjson::SUCCESS) {
-      return Bad(Ptr(key), absl::StrCat("expected a string, found ", Sv(TypeName(e->type()))));
-    }
-    return std::optional<std::string>(std::string(s));
-  }
-
-  absl::StatusOr<std::string> RequiredString(std::string_view key) {
-    MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> s, String(key));
-    if (!s || s->empty()) {
-      return Bad(Ptr(key), "required: a non-empty string");
-    }
-    return *std::move(s);
-  }
-
-  absl::StatusOr<std::optional<double>> Number(std::string_view key) {
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return std::optional<double>();
-    }
-    double d = 0;
-    if (!e->is_number() || e->get_double().get(d) != simdjson::SUCCESS || !std::isfinite(d)) {
-      return Bad(Ptr(key), absl::StrCat("expected a number, found ", Sv(TypeName(e->type()))));
-    }
-    return std::optional<double>(d);
-  }
-
-  absl::StatusOr<std::vector<std::string>> Strings(std::string_view key) {
-    std::vector<std::string> out;
-    std::optional<element> e = Get(key);
-    if (!e) {
-      return out;
-    }
-    array arr;
-    if (e->get_array().get(arr) != simdjson::SUCCESS) {
-      return Bad(Ptr(key), "expected an array of strings");
-    }
-    size_t i = 0;
-    for (element item : arr) {
-      std::string_view s;
-      if (item.get_string().get(s) != simdjson::SUCCESS) {
-        return Bad(absl::StrCat(Ptr(key), "/", i), "expected a string");
-      }
-      out.emplace_back(s);
-      ++i;
-    }
-    return out;
-  }
-
-  // The value `choices` maps the member's string to; `fallback` when the member is absent, or
-  // an error saying what is allowed when there is no fallback.
-  template <typename T>
-  absl::StatusOr<T> Choice(std::string_view key,
-                           std::initializer_list<std::pair<std::string_view, T>> choices,
-                           std::optional<T> fallback) {
-    MCPMW_ASSIGN_OR_RETURN(std::optional<std::string> s, String(key));
-    std::string list;     // "a", "b", "c"
-    std::string options;  // "a", "b" or "c"
-    size_t n = 0;
-    for (const auto& [name, value] : choices) {
-      if (s && *s == name) {
-        return value;
-      }
-      std::string quoted = absl::StrCat("\"", Sv(name), "\"");
-      absl::StrAppend(&list, n == 0 ? "" : ", ", quoted);
-      absl::StrAppend(&options, n == 0 ? "" : n + 1 == choices.size() ? " or " : ", ", quoted);
-      ++n;
-    }
-    if (s) {
-      return Bad(Ptr(key), absl::StrCat("\"", *s, "\" is not one of ", list));
-    }
-    if (fallback) {
-      return *fallback;
-    }
-    return Bad(Ptr(key), absl::StrCat("required: ", options));
-  }
-
-  // InvalidArgument for the first key that was never asked for.
-  absl::Status RejectUnknown() const {
-    for (auto [key, value] : obj_) {
-      if (!known_.contains(std::string(key))) {
-        std::string list;
-        for (const std::string& k : known_) {
-          absl::StrAppend(&list, list.empty() ? "" : ", ", k);
-        }
-        return Bad(Ptr(key), absl::StrCat("unknown key; expected one of: ", list));
-      }
-    }
-    return absl::OkStatus();
-  }
-
- private:
-  object obj_;
-  std::string pointer_;
-  std::set<std::string> known_;
-};
-
-absl::StatusOr<object> AsObject(element e, std::string_view pointer) {
-  object obj;
-  if (e.get_object().get(obj) != simdjson::SUCCESS) {
-    return Bad(pointer, absl::StrCat("expected an object, found ", Sv(TypeName(e.type()))));
-  }
-  return obj;
-}
-
-absl::StatusOr<array> AsArray(element e, std::string_view pointer) {
-  array arr;
-  if (e.get_array().get(arr) != simdjson::SUCCESS) {
-    return Bad(pointer, absl::StrCat("expected an array, found ", Sv(TypeName(e.type()))));
-  }
-  return arr;
-}
+using json::AsArray;
+using json::AsObject;
+using json::Bad;
+using json::EscapeToken;
+using json::ObjectReader;
 
 absl::StatusOr<Mode> ParseMode(ObjectReader& r, Mode fallback) {
   return r.Choice<Mode>("mode", {{"enforce", Mode::kEnforce}, {"observe", Mode::kObserve}},
