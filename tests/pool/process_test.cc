@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/pool/proc_status.h"
 
 namespace mcpmw::pool {
 namespace {
@@ -87,18 +88,7 @@ pid_t ParsePid(std::string_view text) {
   return pid;
 }
 
-// The value of one "Name:\tvalue" line of /proc/PID/status.
-std::string ProcStatusField(pid_t pid, std::string_view field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(std::string(field) + ":", 0) == 0) {
-      size_t value = line.find_first_not_of(" \t", field.size() + 1);
-      return value == std::string::npos ? "" : line.substr(value);
-    }
-  }
-  return "";
-}
+using test_support::ProcStatusField;
 
 TEST_F(ProcessTest, SpawnRoundTripsBytesThroughCat) {
   Child child = SpawnOrDie({"cat"});

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "pool/process.h"
 #include "pool/sandbox/host.h"
+#include "tests/pool/proc_status.h"
 
 namespace mcpmw::pool::sandbox {
 namespace {
@@ -60,18 +61,7 @@ std::string ReadLine(int fd) {
   }
 }
 
-// The value of one "Name:\tvalue" line of /proc/PID/status.
-std::string ProcStatusField(pid_t pid, std::string_view field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(std::string(field) + ":", 0) == 0) {
-      size_t value = line.find_first_not_of(" \t", field.size() + 1);
-      return value == std::string::npos ? "" : line.substr(value);
-    }
-  }
-  return "";
-}
+using test_support::ProcStatusField;
 
 // One row of /proc/PID/limits: "Max open files            64                   64   files".
 std::string ProcLimitsRow(pid_t pid, std::string_view name) {
