@@ -50,6 +50,10 @@ Sidecar options:
   --kill-timeout-ms N       on shutdown: wait N ms after closing the server's stdin, then
                             SIGTERM, then N ms more, then SIGKILL; 100..120000
                             (default $MCP_PROXY_KILL_TIMEOUT_MS or 3000)
+  --request-timeout-ms N    a request the server has not answered N ms after it arrived gets
+                            error -32001 and the server gets notifications/cancelled for it (not
+                            for initialize); its late answer is dropped; progress notifications
+                            restart the clock. 0..86400000 (default 0: no timeout)
   --max-message-bytes N     largest message accepted in either direction; larger ones are
                             answered with error -32003 and skipped (default 16777216)
   --restart-buffer-bytes N  client bytes held while the server restarts (default 8388608)
@@ -379,6 +383,7 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
   int64_t busy_poll_us = cmd.sidecar.busy_poll.count();
   auto max_bytes = static_cast<int64_t>(cmd.sidecar.max_message_bytes);
   auto buffer_bytes = static_cast<int64_t>(cmd.sidecar.restart_buffer_bytes);
+  int64_t request_timeout_ms = cmd.sidecar.request_timeout.count();
   NumberFlag numbers[] = {
       {"--max-restarts", &cmd.spawn.max_restarts},
       {"--restart-backoff-ms", &cmd.spawn.restart_backoff_ms},
@@ -386,6 +391,7 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
       {"--max-message-bytes", &max_bytes},
       {"--restart-buffer-bytes", &buffer_bytes},
       {"--busy-poll-us", &busy_poll_us},
+      {"--request-timeout-ms", &request_timeout_ms},
   };
   for (const NumberFlag& f : numbers) {
     absl::StatusOr<bool> took = p.Take(f.name, &v);
@@ -404,9 +410,13 @@ absl::StatusOr<bool> ParseSidecarOption(OptionParser& p, Command& cmd, bool& pre
       if (f.name == "--busy-poll-us" && *n > 10000) {
         return Usage("--busy-poll-us is at most 10000 (10 ms); 20..100 is the useful range");
       }
+      if (f.name == "--request-timeout-ms" && *n > 86400000) {
+        return Usage("--request-timeout-ms is at most 86400000 (24 h); 0 turns the timeout off");
+      }
       cmd.sidecar.busy_poll = std::chrono::microseconds(busy_poll_us);
       cmd.sidecar.max_message_bytes = static_cast<size_t>(max_bytes);
       cmd.sidecar.restart_buffer_bytes = static_cast<size_t>(buffer_bytes);
+      cmd.sidecar.request_timeout = std::chrono::milliseconds(request_timeout_ms);
       return true;
     }
   }

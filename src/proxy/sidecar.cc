@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/log.h"
@@ -31,6 +32,11 @@ constexpr size_t kSniffBytes = 4096;
 // group could hold the pipe open forever).
 constexpr std::chrono::milliseconds kDrainGrace{500};
 constexpr std::chrono::milliseconds kMaxBackoff{60000};
+// How long the request timer sleeps while nothing is in flight; a new request wakes it earlier.
+constexpr std::chrono::hours kTimerParked{1};
+// Ids of timed-out requests remembered for dropping late answers; a server that never answers
+// its cancelled requests must not grow the set without end.
+constexpr size_t kMaxTimedOutIds = 4096;
 
 std::string MinifiedParams(std::string_view payload) {
   simdjson::dom::parser parser;
@@ -43,6 +49,20 @@ std::string MinifiedParams(std::string_view payload) {
     return "{}";
   }
   return simdjson::minify(params);
+}
+
+// The raw token of params.progressToken of a notifications/progress, or "" when it has none.
+std::string ProgressTokenOf(std::string_view payload) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(payload.data(), payload.size()).get(doc) != simdjson::SUCCESS) {
+    return {};
+  }
+  simdjson::dom::element token;
+  if (doc["params"]["progressToken"].get(token) != simdjson::SUCCESS) {
+    return {};
+  }
+  return simdjson::minify(token);
 }
 
 std::string ExitData(std::string_view reason, bool retryable, std::string_view detail) {
@@ -154,6 +174,9 @@ io::Task<int> Sidecar::Run() {
   if (options_.governance != nullptr && !options_.governance->policy_path().empty()) {
     tasks_.Spawn(BundleWatch());
   }
+  if (options_.request_timeout.count() > 0) {
+    tasks_.Spawn(RequestTimer());
+  }
   co_await tasks_.Join();
   // No write may outlive the session: its frames point into the session's buffers.
   co_await client_writer_.Flush();
@@ -263,8 +286,20 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
       if (env_.method == "initialize") {
         initialize_params_ = MinifiedParams(frame.payload);
       }
-      client_in_flight_[std::string(env_.id)] =
-          Pending{std::string(env_.method), std::move(exchange)};
+      {
+        Pending& pending = client_in_flight_[std::string(env_.id)];
+        pending = Pending{std::string(env_.method), std::move(exchange)};
+        if (options_.request_timeout.count() > 0) {
+          pending.deadline = ring_.clock().Now() + options_.request_timeout;
+          pending.progress_token = std::string(env_.progress_token);
+          // The id is the client's again: an answer to it is no longer a late one.
+          timed_out_ids_.erase(Sv(env_.id));
+          if (request_timer_parked_ && request_timer_sleep_ != nullptr) {
+            request_timer_parked_ = false;
+            ring_.Cancel(request_timer_sleep_);
+          }
+        }
+      }
       break;
     case MessageKind::kNotification:
       if (env_.method == "notifications/initialized") {
@@ -443,6 +478,11 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
         DeliverHeld();
         return;
       }
+      if (!timed_out_ids_.empty() && timed_out_ids_.erase(Sv(env_.id)) > 0) {
+        LogDebug("dropped the server's late answer to ", Sv(env_.id),
+                 ": mcpmw timed the request out and cancelled it");
+        return;
+      }
       if (auto it = client_in_flight_.find(Sv(env_.id)); it == client_in_flight_.end()) {
         LogDebug("the server answered id ", Sv(env_.id), ", which mcpmw was not tracking");
       } else {
@@ -466,6 +506,10 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
       server_in_flight_[std::string(env_.id)] = Pending{std::string(env_.method)};
       break;
     case MessageKind::kNotification:
+      if (options_.request_timeout.count() > 0 && env_.method == "notifications/progress") {
+        ExtendDeadlineOnProgress(frame.payload);
+      }
+      break;
     case MessageKind::kBatch:
       break;
   }
@@ -570,6 +614,7 @@ io::Task<void> Sidecar::ServerLoop() {
       orphaned_server_ids_.insert(id);
     }
     server_in_flight_.clear();
+    timed_out_ids_.clear();  // the next server never heard of them
 
     if (shutting_down_) {
       LogDebug("the MCP server stopped (", how, ")");
@@ -746,6 +791,102 @@ void Sidecar::Finish() {
   }
   if (bundle_watch_read_ != nullptr) {
     ring_.Cancel(bundle_watch_read_);
+  }
+  if (request_timer_sleep_ != nullptr) {
+    ring_.Cancel(request_timer_sleep_);
+  }
+}
+
+// ---- request timeouts -------------------------------------------------------------------------
+
+io::Task<void> Sidecar::RequestTimer() {
+  // One timer, not one per request: a new request's deadline is never earlier than the one the
+  // timer already sleeps towards (deadlines are now + the same timeout), so only a parked timer
+  // has to be woken when a request arrives; progress only moves deadlines later.
+  while (!finished_) {
+    TimePoint now = ring_.clock().Now();
+    TimeOutDueRequests(now);
+    TimePoint next = TimePoint::max();
+    for (const auto& [id, pending] : client_in_flight_) {
+      next = std::min(next, pending.deadline);
+    }
+    request_timer_parked_ = next == TimePoint::max();
+    Duration wait = request_timer_parked_ ? Duration(kTimerParked) : next - now;
+    io::SleepOp sleep(ring_, wait);
+    request_timer_sleep_ = &sleep;
+    co_await sleep;
+    request_timer_sleep_ = nullptr;
+    request_timer_parked_ = false;
+  }
+}
+
+void Sidecar::TimeOutDueRequests(TimePoint now) {
+  std::vector<std::string> due;
+  for (const auto& [id, pending] : client_in_flight_) {
+    if (pending.deadline <= now) {
+      due.push_back(id);
+    }
+  }
+  if (due.empty()) {
+    return;
+  }
+  const int64_t ms = options_.request_timeout.count();
+  for (const std::string& id : due) {
+    auto it = client_in_flight_.find(id);
+    Pending& pending = it->second;
+    // MCP: the client must not cancel initialize; the error alone ends the client's wait.
+    bool cancel = pending.method != "initialize";
+    LogError("the MCP server did not answer `", pending.method, "` (id ", id, ") within ", ms,
+             " ms; ", cancel ? "cancelled it" : "stopped waiting for it");
+    if (cancel && state_ != ServerState::kGone) {
+      std::string note = absl::StrCat(
+          R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)", id,
+          R"(,"reason":"mcpmw: request timed out after )", ms, R"( ms"}})");
+      if (state_ == ServerState::kRunning) {
+        server_writer_.EnqueueMessage(std::move(note));
+      } else if (!shutting_down_) {
+        // The request itself is still held for the restarted server: the cancellation follows it.
+        held_bytes_ += note.size();
+        held_.push_back(std::move(note));
+      }
+    }
+    std::string message =
+        cancel ? absl::StrCat("The server did not answer `", pending.method, "` within ", ms,
+                              " ms; mcpmw cancelled the request.")
+               : absl::StrCat("The server did not answer `", pending.method, "` within ", ms,
+                              " ms; mcpmw stopped waiting (initialize cannot be cancelled).");
+    AbandonPending(pending, jsonrpc::kServerUnavailable, message);
+    ReplyToClient(id, jsonrpc::kServerUnavailable, message,
+                  absl::StrCat(R"({"reason":"request-timeout","timeoutMs":)", ms, "}"));
+    if (timed_out_ids_.size() >= kMaxTimedOutIds) {
+      LogError("over ", kMaxTimedOutIds,
+               " timed-out requests still unanswered by the MCP server; their late answers, if "
+               "any, will reach the client");
+      timed_out_ids_.clear();
+    }
+    timed_out_ids_.insert(id);
+    client_in_flight_.erase(it);
+  }
+  client_writer_.StartFlush();
+  server_writer_.StartFlush();
+}
+
+void Sidecar::ExtendDeadlineOnProgress(std::string_view payload) {
+  bool any = false;
+  for (const auto& [id, pending] : client_in_flight_) {
+    any |= !pending.progress_token.empty();
+  }
+  if (!any) {
+    return;  // nothing to match: skip the parse
+  }
+  std::string token = ProgressTokenOf(payload);
+  if (token.empty()) {
+    return;
+  }
+  for (auto& [id, pending] : client_in_flight_) {
+    if (pending.progress_token == token) {
+      pending.deadline = ring_.clock().Now() + options_.request_timeout;
+    }
   }
 }
 

@@ -8,7 +8,9 @@
 // server's own requests (sampling, elicitation, roots, ping). Each direction keeps an in-flight
 // table of requests awaiting a response. mcpmw answers by itself only when it must: a message
 // that is not JSON (-32700) or not JSON-RPC (-32600), a frame over the size limit (-32003), a
-// request in flight when the server died (-32000), or a request it cannot deliver (-32001).
+// request in flight when the server died (-32000), a request it cannot deliver (-32001), or,
+// with a request timeout, a request the server did not answer in time (-32001, and the server
+// gets `notifications/cancelled` for it; its late answer is dropped).
 //
 // Server lifecycle: spawned through the governor's decision, with the containment of its profile
 // (pool::Spawn with the profile's environment, cwd and sandbox plan: process group, parent-death
@@ -73,6 +75,12 @@ struct SidecarOptions {
   std::chrono::milliseconds replay_timeout{30000};
   // A server that ran this long before dying starts with a fresh restart budget.
   std::chrono::milliseconds restart_budget_reset{60000};
+  // Hang detection: a client request the server has not answered this long after mcpmw received
+  // it is answered with -32001 (data {"reason":"request-timeout","timeoutMs":N}), the server gets
+  // `notifications/cancelled` for it (except `initialize`, which MCP forbids cancelling) and its
+  // late answer is dropped. Each `notifications/progress` the server sends for the request's
+  // progress token restarts its clock. Zero: no timeout.
+  std::chrono::milliseconds request_timeout{0};
   // How long the reactor polls for more work before sleeping (see io::Ring::set_busy_poll).
   std::chrono::microseconds busy_poll{50};
   int client_in = 0;
@@ -106,6 +114,10 @@ class Sidecar {
   struct Pending {
     std::string method;
     std::unique_ptr<Exchange> exchange;  // when governed
+    // Client requests with a request timeout: when mcpmw gives up on it, and the raw token of
+    // params._meta.progressToken (empty if none), whose progress pushes the deadline back.
+    TimePoint deadline = TimePoint::max();
+    std::string progress_token;
   };
 
   io::Task<void> ClientPump();
@@ -120,6 +132,14 @@ class Sidecar {
   io::Task<void> ReplayWatchdog(uint64_t generation);
   io::Task<void> StopIfStdoutClosedButAlive(uint64_t generation);
   io::Task<void> BundleWatch();
+  // One timer for every client request in flight: sleeps until the earliest deadline (parked
+  // while nothing is in flight) and times out what is due. Runs only with a request timeout.
+  io::Task<void> RequestTimer();
+  // Answers, cancels and forgets the client requests whose deadline is at or before `now`.
+  void TimeOutDueRequests(TimePoint now);
+  // Restarts the clock of the client request whose progress token is that of the server's
+  // notifications/progress in `payload`.
+  void ExtendDeadlineOnProgress(std::string_view payload);
   void ReloadBundle(std::string_view why);
   // Completes the governed exchange of a client request that ends without the server's answer.
   void AbandonPending(Pending& pending, int code, std::string_view message);
@@ -168,12 +188,17 @@ class Sidecar {
   io::SleepOp* replay_watchdog_ = nullptr;
   io::ReadOp* signal_read_ = nullptr;
   io::Operation* bundle_watch_read_ = nullptr;
+  io::SleepOp* request_timer_sleep_ = nullptr;
+  bool request_timer_parked_ = false;  // sleeping with nothing in flight: a request wakes it
 
   // Client requests awaiting the server's response, by raw id token.
   absl::flat_hash_map<std::string, Pending> client_in_flight_;
   // Server requests awaiting the client's response, by raw id token; ids of a dead server.
   absl::flat_hash_map<std::string, Pending> server_in_flight_;
   absl::flat_hash_set<std::string> orphaned_server_ids_;
+  // Client requests mcpmw timed out and cancelled: the server's late answers to them are dropped.
+  // Ids are not remapped, so a client that reuses such an id takes it off this set.
+  absl::flat_hash_set<std::string> timed_out_ids_;
 
   // The client's handshake, replayed to every restarted server.
   std::string initialize_params_;  // minified params of the client's initialize, "" if none yet

@@ -42,6 +42,22 @@ TEST(Cli, StdioOptionsAcceptSpaceAndEqualsForms) {
   EXPECT_EQ(cmd->sidecar.busy_poll, std::chrono::microseconds(75));
 }
 
+TEST(Cli, RequestTimeoutIsOffByDefaultAndSetInMilliseconds) {
+  auto off = Parse({"stdio", "--", "node", "s.js"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->sidecar.request_timeout, std::chrono::milliseconds(0));
+  auto on = Parse({"stdio", "--request-timeout-ms", "2000", "--", "node", "s.js"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->sidecar.request_timeout, std::chrono::milliseconds(2000));
+  auto legacy = Parse({"--proxy", "node s.js", "--stdio", "--request-timeout-ms=150"});
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_EQ(legacy->sidecar.request_timeout, std::chrono::milliseconds(150));
+  EXPECT_THAT(Parse({"stdio", "--request-timeout-ms", "90000000", "--", "node"}).status().message(),
+              HasSubstr("--request-timeout-ms is at most 86400000"));
+  EXPECT_THAT(Parse({"stdio", "--request-timeout-ms", "-1", "--", "node"}).status().message(),
+              HasSubstr("--request-timeout-ms expects a whole non-negative number"));
+}
+
 TEST(Cli, EnvironmentSetsDefaultsThePrototypeWay) {
   auto cmd = Parse({"stdio", "--", "node", "s.js"}, {{"MCP_PROXY_MAX_RESTARTS", "12abc"},
                                                      {"MCP_PROXY_KILL_TIMEOUT_MS", "50"},

@@ -7,6 +7,11 @@
 //   ask             → sends the client a sampling/createMessage request (id "srv-1") and answers
 //                     the original request with the client's result once it arrives
 //   close-stdout    → closes its stdout and keeps reading stdin (exits 0 at EOF)
+//   hang            → never answers, until a notifications/cancelled names it: then answers it
+//                     anyway ({"late":true}), as a server that ignores cancellation would
+//   progress {count, interval_ms} → sends `count` notifications/progress for the request's
+//                     params._meta.progressToken, `interval_ms` apart, then answers {"done":true}
+//   cancellations   → {"cancelled": [the params of every notifications/cancelled received]}
 // FAKE_IGNORE_TERM=1: ignores SIGTERM and stdin EOF (waits to be killed).
 // FAKE_INIT_ONCE=<path>: answers initialize only if <path> does not exist yet (and creates it),
 //   so a restarted server stays silent on the replayed initialize.
@@ -17,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <string>
 
 #include "simdjson.h"
@@ -46,6 +52,8 @@ int main() {
   }
   int initializations = 0;
   std::string pending_ask_id;
+  std::set<std::string> hung_ids;
+  std::string cancellations;  // the params of each notifications/cancelled, comma-separated
   simdjson::dom::parser parser;
   std::string line;
   while (std::getline(std::cin, line)) {
@@ -66,6 +74,15 @@ int main() {
       continue;
     }
     if (!has_id) {
+      simdjson::dom::element params;
+      if (method == "notifications/cancelled" && msg["params"].get(params) == simdjson::SUCCESS) {
+        cancellations += (cancellations.empty() ? "" : ",") + Raw(params);
+        simdjson::dom::element request_id;
+        if (params["requestId"].get(request_id) == simdjson::SUCCESS &&
+            hung_ids.erase(Raw(request_id)) > 0) {
+          Send(R"({"jsonrpc":"2.0","id":)" + Raw(request_id) + R"(,"result":{"late":true}})");
+        }
+      }
       continue;  // notifications need no answer
     }
     std::string rid = Raw(id);
@@ -93,6 +110,29 @@ int main() {
            std::to_string(initializations) + R"(,"pid":)" + std::to_string(::getpid()) + "}}");
     } else if (method == "close-stdout") {
       ::close(STDOUT_FILENO);
+    } else if (method == "hang") {
+      hung_ids.insert(rid);
+    } else if (method == "progress") {
+      int64_t count = 0;
+      int64_t interval_ms = 0;
+      simdjson::dom::element token;
+      if (msg["params"]["count"].get(count) != simdjson::SUCCESS ||
+          msg["params"]["interval_ms"].get(interval_ms) != simdjson::SUCCESS ||
+          msg["params"]["_meta"]["progressToken"].get(token) != simdjson::SUCCESS) {
+        Send(
+            R"({"jsonrpc":"2.0","id":)" + rid +
+            R"(,"error":{"code":-32602,"message":"progress needs count, interval_ms and a progressToken"}})");
+        continue;
+      }
+      for (int64_t i = 1; i <= count; ++i) {
+        ::usleep(static_cast<useconds_t>(interval_ms * 1000));
+        Send(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":)" +
+             Raw(token) + R"(,"progress":)" + std::to_string(i) + "}}");
+      }
+      Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"done":true}})");
+    } else if (method == "cancellations") {
+      Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"cancelled":[)" + cancellations +
+           "]}}");
     } else if (method == "crash") {
       std::_Exit(1);
     } else if (method == "ask") {

@@ -24,6 +24,7 @@
 #include "src/common/fd.h"
 #include "src/common/strings.h"
 #include "src/io/ring.h"
+#include "src/proxy/governance.h"
 
 extern char** environ;
 
@@ -314,6 +315,122 @@ TEST_F(SidecarTest, KillsARestartedServerThatNeverAnswersTheReplayedInitialize) 
   ::unsetenv("FAKE_INIT_ONCE");
   ::unlink(marker.c_str());
   EXPECT_EQ(code, 1);  // the replacement died by SIGKILL and the budget was spent
+}
+
+TEST_F(SidecarTest, TimesOutAHungRequestCancelsItOnTheServerAndDropsItsLateAnswer) {
+  SidecarOptions options = fake_.Options();
+  options.request_timeout = std::chrono::milliseconds(300);
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(kInitialized);
+    auto sent = std::chrono::steady_clock::now();
+    c.Send(R"({"jsonrpc":"2.0","id":"h1","method":"hang"})"
+           "\n");
+    // The hung request does not hold up the others.
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"echo","params":{"text":"meanwhile"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":2,"result":{"text":"meanwhile"}})");
+    std::string timed_out = c.ReadLine();
+    auto waited = std::chrono::steady_clock::now() - sent;
+    EXPECT_THAT(timed_out, StartsWith(R"({"jsonrpc":"2.0","id":"h1","error":{"code":-32001,)"));
+    EXPECT_THAT(timed_out, HasSubstr("The server did not answer `hang` within 300 ms; mcpmw "
+                                     "cancelled the request."));
+    EXPECT_THAT(timed_out, HasSubstr(R"("timeoutMs":300)"));
+    EXPECT_GE(waited, std::chrono::milliseconds(300));
+    EXPECT_LT(waited, std::chrono::seconds(5));
+    // The fake server answers h1 as soon as it reads the cancellation, before this echo: had
+    // mcpmw forwarded that late answer, it would be the next line.
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"echo","params":{"text":"after"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":3,"result":{"text":"after"}})");
+    c.Send(R"({"jsonrpc":"2.0","id":4,"method":"cancellations"})"
+           "\n");
+    EXPECT_EQ(
+        c.ReadLine(),
+        R"({"jsonrpc":"2.0","id":4,"result":{"cancelled":[{"requestId":"h1","reason":"mcpmw: request timed out after 300 ms"}]}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, CompletesAGovernedExchangeThatTimesOutAsErrored) {
+  absl::StatusOr<std::unique_ptr<Governance>> governance =
+      Governance::Create(GovernanceOptions{}, SteadyClock::Instance());
+  ASSERT_TRUE(governance.ok()) << governance.status();
+  SidecarOptions options = fake_.Options();
+  options.request_timeout = std::chrono::milliseconds(200);
+  options.governance = governance->get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":5,"method":"hang"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), StartsWith(R"({"jsonrpc":"2.0","id":5,"error":{"code":-32001,)"));
+    // Its late answer must not complete the exchange a second time.
+    c.Send(R"({"jsonrpc":"2.0","id":6,"method":"cancellations"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":6,"result":{"cancelled":[{"requestId":5,)"));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+  telemetry::Metrics& metrics = (*governance)->metrics();
+  // `hang` and `cancellations` are both counted under method="other".
+  EXPECT_EQ(metrics.counter("mcpmw_requests_total", {{"method", "other"}, {"outcome", "errored"}})
+                .value(),
+            1u);
+  EXPECT_EQ(
+      metrics.counter("mcpmw_requests_total", {{"method", "other"}, {"outcome", "served"}}).value(),
+      1u);
+}
+
+TEST_F(SidecarTest, AnswersAnInitializeThatTimesOutWithoutCancellingIt) {
+  // An existing marker makes the fake server stay silent on initialize.
+  std::string marker = ::testing::TempDir() + "/fake-init-silent-" + std::to_string(::getpid());
+  UniqueFd created(::open(marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+  ASSERT_TRUE(created.Valid());
+  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  SidecarOptions options = fake_.Options();
+  options.request_timeout = std::chrono::milliseconds(200);
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    std::string timed_out = c.ReadLine();
+    EXPECT_THAT(timed_out, StartsWith(R"({"jsonrpc":"2.0","id":0,"error":{"code":-32001,)"));
+    EXPECT_THAT(timed_out, HasSubstr("initialize cannot be cancelled"));
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"cancellations"})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":1,"result":{"cancelled":[]}})");
+    c.CloseStdin();
+  });
+  ::unsetenv("FAKE_INIT_ONCE");
+  ::unlink(marker.c_str());
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, ProgressFromTheServerRestartsTheRequestsTimeoutClock) {
+  SidecarOptions options = fake_.Options();
+  options.request_timeout = std::chrono::milliseconds(600);
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    // 6 × 150 ms: well past the timeout in total, never 600 ms without progress.
+    c.Send(
+        R"({"jsonrpc":"2.0","id":7,"method":"progress","params":{"count":6,"interval_ms":150,"_meta":{"progressToken":"p7"}}})"
+        "\n");
+    for (int i = 1; i <= 6; ++i) {
+      EXPECT_EQ(
+          c.ReadLine(),
+          absl::StrCat(
+              R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p7","progress":)",
+              i, "}}"));
+    }
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":7,"result":{"done":true}})");
+    c.Send(R"({"jsonrpc":"2.0","id":8,"method":"cancellations"})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":8,"result":{"cancelled":[]}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
 }
 
 // The server's pid, from the fake server's `stats` answer ("…"pid":123}}").
