@@ -27,7 +27,7 @@ std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
     return "";
   }
   std::string out;
-  out.reserve(2 * length);
+  out.reserve(size_t{2} * length);
   for (unsigned int i = 0; i < length; ++i) {
     out.push_back(kHex[digest[i] >> 4]);
     out.push_back(kHex[digest[i] & 0xf]);

@@ -115,7 +115,7 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
         deny = &d;
       }
     }
-    absl::StrAppend(&out, "\"error\":{\"code\":", error_code_, ",");
+    absl::StrAppend(&out, R"("error":{"code":)", error_code_, ",");
     if (deny != nullptr) {
       Str("stage", deny->stage, &out);
       Str("reasonCode", deny->reason_code, &out);
@@ -162,7 +162,7 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
   char usd[32];
   auto [usd_end, ec] = std::to_chars(usd, usd + sizeof(usd), cost_.usd);  // shortest form
   absl::StrAppend(
-      &out, "\"cost\":{\"usd\":", absl::string_view(usd, ec == std::errc() ? usd_end - usd : 0),
+      &out, R"("cost":{"usd":)", absl::string_view(usd, ec == std::errc() ? usd_end - usd : 0),
       ",\"inputTokens\":", cost_.input_tokens, ",\"outputTokens\":", cost_.output_tokens, "},");
   absl::StrAppend(&out, "\"latencyUs\":", latency_us_,
                   ",\"dispatched\":", dispatched_ ? "true" : "false", "}");
