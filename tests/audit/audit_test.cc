@@ -27,8 +27,8 @@ namespace {
 
 using FsyncPolicy = AuditOptions::FsyncPolicy;
 
-// 2026-11-24T06:53:12.000Z, then one millisecond more per call: identical runs write identical
-// bytes.
+// 2026-11-24T06:53:12.000Z, then one millisecond more per reading (the header reads it once,
+// the writer once per drain of the queues).
 std::function<std::chrono::system_clock::time_point()> SteppingClock() {
   auto ticks = std::make_shared<std::atomic<int64_t>>(0);
   return [ticks] {
