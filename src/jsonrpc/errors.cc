@@ -1,19 +1,54 @@
 #include "src/jsonrpc/errors.h"
 
 #include "absl/strings/str_cat.h"
+#include "simdjson.h"
 #include "src/common/strings.h"
 
 namespace mcpmw::jsonrpc {
 
 namespace {
 
+// `text` with every byte that does not start a well-formed UTF-8 sequence replaced by U+FFFD.
+std::string ReplaceInvalidUtf8(std::string_view text) {
+  std::string clean;
+  clean.reserve(text.size() + 8);
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    if (n > 0 && i + n <= text.size() && simdjson::validate_utf8(text.data() + i, n)) {
+      clean.append(text.substr(i, n));
+      i += n;
+    } else {
+      clean.append("\xEF\xBF\xBD");
+      ++i;
+    }
+  }
+  return clean;
+}
+
 void AppendEscaped(std::string_view text, bool short_b_f, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const size_t start = out->size();
   out->push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
+  bool utf8_checked = false;
   for (size_t i = 0; i < text.size(); ++i) {
     auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') {
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      continue;
+    }
+    if (c >= 0x80) {
+      // The first non-ASCII byte: check the rest once. Bytes that are not UTF-8 (an identity
+      // from a flag or a variable, say) would make the whole document invalid JSON, so such a
+      // string is written with U+FFFD in their place.
+      if (!utf8_checked) {
+        utf8_checked = true;
+        if (!simdjson::validate_utf8(text.data() + i, text.size() - i)) {
+          out->resize(start);
+          AppendEscaped(ReplaceInvalidUtf8(text), short_b_f, out);
+          return;
+        }
+      }
       continue;
     }
     out->append(text.data() + run, i - run);

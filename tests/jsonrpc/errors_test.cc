@@ -44,6 +44,14 @@ TEST(AppendJsonString, KeepsDelAndUtf8BytesAsTheyAre) {
   EXPECT_EQ(JsonString("\x7f caf\xc3\xa9 \xe2\x98\x83"), "\"\x7f caf\xc3\xa9 \xe2\x98\x83\"");
 }
 
+TEST(AppendJsonString, ReplacesBytesThatAreNotUtf8SoTheDocumentStaysValid) {
+  // A lone 0xFF, an overlong encoding of '/', a truncated 3-byte sequence at the end; the valid
+  // "é" and the escapes around them are kept.
+  EXPECT_EQ(JsonString(std::string_view("al\xffice \xc3\xa9 \xc0\xaf \"q\" \xe2\x82", 19)),
+            "\"al\xef\xbf\xbdice \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd \\\"q\\\" "
+            "\xef\xbf\xbd\xef\xbf\xbd\"");
+}
+
 TEST(AppendJsonString, AppendsAfterExistingContent) {
   std::string out = "[";
   AppendJsonString("x", &out);
