@@ -21,18 +21,19 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/pool/proc_status.h"
+#include "tests/pool/child_helpers.h"
 
 namespace mcpmw::pool {
 namespace {
 
+using test_support::kWaitMs;
+using test_support::PidfdOpen;
+using test_support::ProcStatusField;
+using test_support::ReadLine;
+using test_support::WaitForExit;
+
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-// Upper bound for anything the tests wait on; each wait returns as soon as its event happens.
-constexpr int kWaitMs = 10000;
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 // Spawn() holds children by pidfd (Linux 5.3+); without it every test here is meaningless.
 class ProcessTest : public testing::Test {
@@ -47,15 +48,6 @@ class ProcessTest : public testing::Test {
 };
 
 // True once the process behind `pidfd` has exited (it may still be unreaped).
-bool WaitForExit(int pidfd, int timeout_ms = kWaitMs) {
-  pollfd pfd{pidfd, POLLIN, 0};
-  int rc;
-  do {
-    rc = ::poll(&pfd, 1, timeout_ms);
-  } while (rc < 0 && errno == EINTR);
-  return rc == 1 && (pfd.revents & POLLIN) != 0;
-}
-
 Child SpawnOrDie(std::vector<std::string> argv, bool inherit_stderr = true) {
   absl::StatusOr<Child> child = Spawn({std::move(argv), inherit_stderr});
   EXPECT_TRUE(child.ok()) << child.status();
@@ -69,26 +61,11 @@ void KillAndReap(Child& child) {
   ASSERT_TRUE(Reap(child).ok());
 }
 
-// Reads one '\n'-terminated line (without the newline), waiting at most kWaitMs in total.
-std::string ReadLine(int fd) {
-  std::string line;
-  char c;
-  while (true) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, kWaitMs) != 1 || ::read(fd, &c, 1) != 1 || c == '\n') {
-      return line;
-    }
-    line.push_back(c);
-  }
-}
-
 pid_t ParsePid(std::string_view text) {
   pid_t pid = -1;
   std::from_chars(text.data(), text.data() + text.size(), pid);
   return pid;
 }
-
-using test_support::ProcStatusField;
 
 TEST_F(ProcessTest, SpawnRoundTripsBytesThroughCat) {
   Child child = SpawnOrDie({"cat"});

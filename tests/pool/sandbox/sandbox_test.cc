@@ -20,48 +20,26 @@
 #include "gtest/gtest.h"
 #include "pool/process.h"
 #include "pool/sandbox/host.h"
-#include "tests/pool/proc_status.h"
+#include "tests/pool/child_helpers.h"
 
 namespace mcpmw::pool::sandbox {
 namespace {
 
+using test_support::kWaitMs;
+using test_support::PidfdOpen;
+using test_support::ProcStatusField;
+using test_support::ReadLine;
+using test_support::WaitForExit;
+
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// Upper bound for anything the tests wait on; each wait returns as soon as its event happens.
-constexpr int kWaitMs = 10000;
 constexpr const char* kProbe = MCPMW_SANDBOX_PROBE;
 
 const HostCapabilities& Host() {
   static const HostCapabilities* host = new HostCapabilities(ProbeHost());
   return *host;
 }
-
-int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-
-bool WaitForExit(int pidfd, int timeout_ms = kWaitMs) {
-  pollfd pfd{pidfd, POLLIN, 0};
-  int rc;
-  do {
-    rc = ::poll(&pfd, 1, timeout_ms);
-  } while (rc < 0 && errno == EINTR);
-  return rc == 1 && (pfd.revents & POLLIN) != 0;
-}
-
-// Reads one '\n'-terminated line (without the newline), waiting at most kWaitMs for each byte.
-std::string ReadLine(int fd) {
-  std::string line;
-  char c;
-  while (true) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, kWaitMs) != 1 || ::read(fd, &c, 1) != 1 || c == '\n') {
-      return line;
-    }
-    line.push_back(c);
-  }
-}
-
-using test_support::ProcStatusField;
 
 // One row of /proc/PID/limits: "Max open files            64                   64   files".
 std::string ProcLimitsRow(pid_t pid, std::string_view name) {
