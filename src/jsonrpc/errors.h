@@ -23,10 +23,16 @@ inline constexpr int kRequestCancelled = -32800;
 // The MCP server exited (or was killed) while this request was in flight. Retryable.
 inline constexpr int kServerExited = -32000;
 // The MCP server is not running and cannot take the request now (restart buffer full, restart
-// budget spent, shutting down).
+// budget spent, shutting down), or did not answer it within --request-timeout-ms.
 inline constexpr int kServerUnavailable = -32001;
 // The message is larger than --max-message-bytes and was skipped.
 inline constexpr int kMessageTooLarge = -32003;
+// Shared workers (many sessions on one server process, src/proxy/session_mux.h):
+// the session already has its cap of requests in flight. Retryable.
+inline constexpr int kSharedInFlightLimit = -32004;
+// A server-to-client request no session can be held responsible for (answered to the worker), or
+// whose session closed before answering.
+inline constexpr int kSharedNoSession = -32005;
 
 // Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires:
 // `"` and `\` with a backslash, \n \r \t, every other control character as \u00XX.

@@ -408,29 +408,16 @@ class Compiler {
   }
 
   static Tok KeywordOrIdent(std::string_view word) {
-    if (word == "true") {
-      return Tok::kTrue;
-    }
-    if (word == "false") {
-      return Tok::kFalse;
-    }
-    if (word == "null") {
-      return Tok::kNull;
-    }
-    if (word == "in") {
-      return Tok::kIn;
-    }
-    if (word == "contains") {
-      return Tok::kContains;
-    }
-    if (word == "startsWith") {
-      return Tok::kStartsWith;
-    }
-    if (word == "endsWith") {
-      return Tok::kEndsWith;
-    }
-    if (word == "matches") {
-      return Tok::kMatches;
+    static constexpr std::pair<std::string_view, Tok> kKeywords[] = {
+        {"true", Tok::kTrue},         {"false", Tok::kFalse},
+        {"null", Tok::kNull},         {"in", Tok::kIn},
+        {"contains", Tok::kContains}, {"startsWith", Tok::kStartsWith},
+        {"endsWith", Tok::kEndsWith}, {"matches", Tok::kMatches},
+    };
+    for (const auto& [keyword, tok] : kKeywords) {
+      if (word == keyword) {
+        return tok;
+      }
     }
     return Tok::kIdent;
   }

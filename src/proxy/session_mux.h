@@ -79,15 +79,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "src/jsonrpc/envelope.h"
+#include "src/jsonrpc/errors.h"
 
 namespace mcpmw::proxy {
 
-// Error codes of the shared mode, in the implementation range next to jsonrpc/errors.h's.
-// The session already has `max_in_flight_per_session` requests in flight. Retryable.
-inline constexpr int kSharedInFlightLimit = -32004;
-// A server-to-client request that no session can be held responsible for (sent to the worker),
-// or whose session closed before answering.
-inline constexpr int kSharedNoSession = -32005;
+// The shared mode's error codes are jsonrpc::kSharedInFlightLimit and kSharedNoSession.
+using jsonrpc::kSharedInFlightLimit;
+using jsonrpc::kSharedNoSession;
 
 using SessionId = uint64_t;
 
