@@ -476,12 +476,18 @@ describe('governance: SDK client ⇄ mcpmw --policy ⇄ server', { timeout: 120_
         assertOneAnswerEach(tap);
       });
       await s.close();
-      const versions = auditRecords(s.logPath).map((r) => r.report.bundleVersion);
+      // Records are written as exchanges complete, and concurrent calls may complete out of
+      // order; the swap happens between two arriving requests, so order by arrival: the
+      // invocation number the session gave each request ("<session>-<n>").
+      const arrival = (r) => Number(r.report.invocationId.slice(r.report.invocationId.lastIndexOf('-') + 1));
+      const versions = auditRecords(s.logPath)
+        .sort((a, b) => arrival(a) - arrival(b))
+        .map((r) => r.report.bundleVersion);
       const lastV1 = versions.lastIndexOf('swap-v1');
       const firstV2 = versions.indexOf('swap-v2');
       assert.ok(lastV1 >= 0 && firstV2 >= 0, `both versions recorded: ${[...new Set(versions)]}`);
       assert.ok(lastV1 < firstV2,
-        `every swap-v1 record comes before every swap-v2 record (last v1 #${lastV1}, first v2 #${firstV2})`);
+        `every request that arrived under swap-v1 came before every one under swap-v2 (last v1 #${lastV1}, first v2 #${firstV2})`);
       assert.deepEqual([...new Set(versions)], ['swap-v1', 'swap-v2']);
       const verify = auditVerify(s.logPath, s.keyPath);
       assert.equal(verify.code, 0, verify.output);
