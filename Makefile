@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev \
   clang-format clang-tidy liburing-dev libsimdjson-dev libabsl-dev libmimalloc-dev \
-  libbenchmark-dev libgtest-dev libgmock-dev libseccomp-dev libssl-dev libre2-dev procps
+  libbenchmark-dev libgtest-dev libgmock-dev libseccomp-dev libssl-dev libre2-dev libhttp-parser-dev procps
 
 .PHONY: all deps deps-apt deps-node build demo test test-release test-asan test-ubsan bench \
   fuzz format tidy clean
@@ -46,6 +46,7 @@ demo: configure-release
 	cmake --build --preset release -j $(JOBS) --target mcpmw
 	MCPMW_BIN=$(CURDIR)/build/release/src/app/mcpmw node demo/client.mjs
 	MCPMW_BIN=$(CURDIR)/build/release/src/app/mcpmw node demo/scenarios.mjs
+	MCPMW_BIN=$(CURDIR)/build/release/src/app/mcpmw node demo/gateway.mjs
 
 test-release: deps configure-release
 	cmake --build --preset release -j $(JOBS)

@@ -23,6 +23,9 @@
 # tests/integration/node_modules is missing. Its bar (warm lease ≥ 50× faster) is reported the
 # same way.
 #
+# Last, the HTTP table (bench/http/run_http_bench.sh, whose header lists its targets and knobs):
+# mcpmw serve, supergateway and mcp-proxy in front of the echo server, nginx as the ceiling.
+#
 # Knobs (environment): REPS (7), MESSAGES_W1 (50000), MESSAGES_W32 (500000), PAYLOAD_BYTES (200),
 # MIN_TIME (micro bench --benchmark_min_time, seconds; 0.05), PIN_CPU (unset: the scheduler places
 # the processes; a CPU number: load generator, proxy and server all pinned to it with taskset),
@@ -253,4 +256,10 @@ else
   fi
   rm -f "$err"
 fi
+
+# Streamable HTTP gateways: mcpmw serve vs supergateway and mcp-proxy (npm, exact versions from
+# bench/http/package-lock.json; `make deps-bench`), with nginx as the ceiling. Its own script, so
+# it also runs alone: bench/http/run_http_bench.sh BUILD_DIR.
+echo
+"$ROOT/bench/http/run_http_bench.sh" "$BUILD"
 exit 0

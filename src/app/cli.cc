@@ -36,6 +36,10 @@ Usage:
                                             SIGTERM or SIGINT, then stop and reap every one;
                                             F gets the pools' Prometheus metrics at exit and
                                             on SIGUSR1
+  mcpmw serve --config FILE [--debug]       run the shared gateway: Streamable HTTP (2025 sessions
+                                            and 2026-07-28 stateless) in front of pooled MCP
+                                            servers, with identity, policy, quotas, audit and
+                                            /metrics; SIGTERM drains, SIGHUP reloads the policy
   mcpmw --help                              this text
   mcpmw --version                           the version
 
@@ -662,6 +666,35 @@ absl::StatusOr<Command> ParsePolicyVerb(const std::vector<std::string_view>& arg
   return Command{.verb = Verb::kPolicyCheck, .policy_file = std::string(args[3])};
 }
 
+absl::StatusOr<Command> ParseServeVerb(const std::vector<std::string_view>& args) {
+  constexpr std::string_view kServeUsage =
+      "usage: mcpmw serve --config FILE [--debug] (FILE: the gateway config; see the README)";
+  Command cmd{.verb = Verb::kServe};
+  OptionParser p{args, 2};
+  for (; p.i < args.size(); ++p.i) {
+    std::string_view v;
+    absl::StatusOr<bool> took = p.Take("--config", &v);
+    if (!took.ok()) {
+      return took.status();
+    }
+    if (*took) {
+      if (v.empty()) {
+        return Usage("--config needs a file name");
+      }
+      cmd.serve_config = std::string(v);
+    } else if (args[p.i] == "--debug") {
+      cmd.debug = true;
+    } else {
+      return Usage(absl::StrCat("unknown option `", Sv(args[p.i]), "` for `mcpmw serve`; ",
+                                Sv(kServeUsage)));
+    }
+  }
+  if (cmd.serve_config.empty()) {
+    return Usage(kServeUsage);
+  }
+  return cmd;
+}
+
 absl::StatusOr<Command> ParsePoolVerb(const std::vector<std::string_view>& args) {
   constexpr std::string_view kPoolUsage =
       "usage: mcpmw pool check FILE | mcpmw pool run FILE [--metrics-file F] (FILE: "
@@ -768,7 +801,10 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
     cmd.eval_args.assign(args.begin() + 2, args.end());
     return cmd;
   }
-  if (verb == "serve" || verb == "demo") {
+  if (verb == "serve") {
+    return ParseServeVerb(args);
+  }
+  if (verb == "demo") {
     return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));
   }
   return Usage(absl::StrCat("unknown verb `", Sv(verb), "`"));

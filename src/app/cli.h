@@ -28,7 +28,8 @@ enum class Verb {
   kPolicyCheck,
   kEval,
   kPoolCheck,
-  kPoolRun
+  kPoolRun,
+  kServe
 };
 
 // The sidecar's containment flags, applied to the profile built from the server command
@@ -61,6 +62,8 @@ struct Command {
   // pools' Prometheus text at exit and on SIGUSR1 (empty: nowhere).
   std::string pools_file;
   std::string pool_metrics_file;
+  // kServe: the gateway config file.
+  std::string serve_config;
   // kPolicyCheck: the bundle to validate.
   std::string policy_file;
   // kAuditVerify: the log and the key file (HMAC key, or an Ed25519 PEM).

@@ -17,6 +17,7 @@
 #include "src/app/eval_command.h"
 #include "src/app/policy_check.h"
 #include "src/app/pool_command.h"
+#include "src/app/serve_command.h"
 #include "src/common/log.h"
 #include "src/common/strings.h"
 #include "src/transport/stdio/stdio_sidecar.h"
@@ -53,6 +54,9 @@ int main(int argc, char** argv) {
     case mcpmw::app::Verb::kPoolRun:
       mcpmw::SetDebugLogging(cmd->debug);
       return mcpmw::app::RunPoolRun(*cmd);
+    case mcpmw::app::Verb::kServe:
+      mcpmw::SetDebugLogging(cmd->debug);
+      return mcpmw::app::RunServe(*cmd);
     case mcpmw::app::Verb::kStdio:
       break;
   }

@@ -181,12 +181,6 @@ io_uring_sqe* Operation::Prepare(Ring& ring, std::coroutine_handle<> waiter) {
   return sqe;
 }
 
-void ReadOp::await_suspend(std::coroutine_handle<> h) {
-  // Offset -1: read from the current position, so stdin may be a pipe, a tty or a file.
-  io_uring_prep_read(Prepare(ring_, h), fd_, buf_.data(), static_cast<unsigned>(buf_.size()),
-                     static_cast<__u64>(-1));
-}
-
 void WritevOp::await_suspend(std::coroutine_handle<> h) {
   io_uring_prep_writev(Prepare(ring_, h), fd_, iov_.data(), static_cast<unsigned>(iov_.size()),
                        static_cast<__u64>(-1));
@@ -198,6 +192,28 @@ __kernel_timespec ToTimespec(Duration d) {
   return {.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
 }
 }  // namespace
+
+ReadOp::ReadOp(Ring& ring, int fd, std::span<char> buf, Duration timeout)
+    : ring_(ring), fd_(fd), buf_(buf), has_timeout_(true), ts_(ToTimespec(timeout)) {}
+
+void ReadOp::await_suspend(std::coroutine_handle<> h) {
+  io_uring_sqe* sqe = Prepare(ring_, h);
+  // Offset -1: read from the current position, so stdin may be a pipe, a tty or a file.
+  io_uring_prep_read(sqe, fd_, buf_.data(), static_cast<unsigned>(buf_.size()),
+                     static_cast<__u64>(-1));
+  if (has_timeout_) {
+    // As for PollOp: one completion (the read's) says whether data or the deadline came first.
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* timeout = ring_.GetSqe();
+    io_uring_prep_link_timeout(timeout, &ts_, 0);
+    io_uring_sqe_set_data(timeout, nullptr);
+  }
+}
+
+void AcceptOp::await_suspend(std::coroutine_handle<> h) {
+  io_uring_prep_accept(Prepare(ring_, h), fd_, reinterpret_cast<sockaddr*>(&peer_), &peer_len_,
+                       SOCK_CLOEXEC);
+}
 
 PollOp::PollOp(Ring& ring, int fd, unsigned events, Duration timeout)
     : ring_(ring), fd_(fd), events_(events), has_timeout_(true), ts_(ToTimespec(timeout)) {}

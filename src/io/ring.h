@@ -10,6 +10,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <coroutine>
@@ -109,16 +110,36 @@ class Ring {
 };
 
 // read(2) of up to `buf.size()` bytes from the current position. Result: bytes read, 0 at EOF,
-// or -errno.
+// or -errno. With a timeout, a linked timeout cancels the read when it expires (result
+// -ECANCELED, as for Ring::Cancel: a caller that also cancels tells the two apart itself).
 class ReadOp final : public Operation {
  public:
   ReadOp(Ring& ring, int fd, std::span<char> buf) : ring_(ring), fd_(fd), buf_(buf) {}
+  ReadOp(Ring& ring, int fd, std::span<char> buf, Duration timeout);
   void await_suspend(std::coroutine_handle<> h);
 
  private:
   Ring& ring_;
   int fd_;
   std::span<char> buf_;
+  bool has_timeout_ = false;
+  __kernel_timespec ts_{};
+};
+
+// accept4(2) on a listening socket; the new socket is close-on-exec (and blocking: io_uring
+// waits for it without a thread). Result: the new fd or -errno. After success, peer() holds the
+// client's address.
+class AcceptOp final : public Operation {
+ public:
+  AcceptOp(Ring& ring, int fd) : ring_(ring), fd_(fd) {}
+  void await_suspend(std::coroutine_handle<> h);
+  const sockaddr_storage& peer() const { return peer_; }
+
+ private:
+  Ring& ring_;
+  int fd_;
+  sockaddr_storage peer_{};
+  socklen_t peer_len_ = sizeof(peer_);
 };
 
 // writev(2) of `iov` at the current position. Result: bytes written (maybe short) or -errno.

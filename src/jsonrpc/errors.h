@@ -33,6 +33,17 @@ inline constexpr int kSharedInFlightLimit = -32004;
 // A server-to-client request no session can be held responsible for (answered to the worker), or
 // whose session closed before answering.
 inline constexpr int kSharedNoSession = -32005;
+// The gateway (src/transport/http/gateway.h): the Mcp-Session-Id is unknown, ended, or belongs to
+// another principal (HTTP 404).
+inline constexpr int kSessionNotFound = -32006;
+// The gateway: the caller's tenant already has its quota of concurrent sessions (HTTP 429).
+inline constexpr int kTenantSessionLimit = -32007;
+
+// MCP 2026-07-28, Streamable HTTP: a Mcp-Method / Mcp-Name / MCP-Protocol-Version header does not
+// match the body (HTTP 400).
+inline constexpr int kHeaderMismatch = -32020;
+// MCP 2026-07-28: the protocol version is not one this server speaks (HTTP 400).
+inline constexpr int kUnsupportedProtocolVersion = -32022;
 
 // Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires:
 // `"` and `\` with a backslash, \n \r \t, every other control character as \u00XX.

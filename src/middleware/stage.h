@@ -2,8 +2,9 @@
 //
 // Every governed message runs through a chain of stages (ARCHITECTURE.md §4), in the
 // prototype's order: normalize, auth, policy, tool_filter, rate_limit, request_redaction,
-// dispatch, response_redaction, trace, cost, report. A stage is a small object with three hooks
-// and do-nothing defaults:
+// dispatch, response_redaction, trace, cost, report — with mcpmw's `quota` after rate_limit (and
+// its accounting half after cost, src/middleware/quota.h). A stage is a small object with three
+// hooks and do-nothing defaults:
 //
 //   OnRequest   a message on its way to the server; may Reject it or Respond in its place
 //   OnResponse  the answer on its way back; may Reject it (the client gets an error instead)
@@ -60,6 +61,9 @@ inline constexpr int kCodePolicyDenied = -32011;     // policy: a deny rule matc
 inline constexpr int kCodeToolHidden = -32012;       // tool_filter: the tool is not visible
 inline constexpr int kCodeRateLimited = -32013;      // rate_limit: data.retryAfterMs says when
 inline constexpr int kCodeRedactionFailed = -32014;  // a redaction stage could not read the JSON
+// quota: a tenant quota is used up. The rate_limit code on purpose, so clients that back off for
+// data.retryAfterMs handle both; data.stage ("quota") and data.quota tell them apart.
+inline constexpr int kCodeQuotaExceeded = kCodeRateLimited;
 
 struct Verdict {
   enum class Kind : uint8_t { kContinue, kReject, kRespond };

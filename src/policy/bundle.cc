@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -42,7 +43,7 @@ absl::Status ParseStageModes(element e, const std::string& pointer,
     if (std::find(std::begin(kStageNames), std::end(kStageNames), key) == std::end(kStageNames)) {
       return Bad(ptr,
                  "unknown stage; the stages are normalize, auth, policy, tool_filter, "
-                 "rate_limit, request_redaction, dispatch, response_redaction, trace, "
+                 "rate_limit, quota, request_redaction, dispatch, response_redaction, trace, "
                  "cost, report");
     }
     MCPMW_ASSIGN_OR_RETURN(object stage_obj, AsObject(value, ptr));
@@ -50,6 +51,21 @@ absl::Status ParseStageModes(element e, const std::string& pointer,
     MCPMW_ASSIGN_OR_RETURN(Mode mode, ParseMode(r, Mode::kEnforce));
     MCPMW_RETURN_IF_ERROR(r.RejectUnknown());
     (*out)[std::string(key)] = mode;
+  }
+  return absl::OkStatus();
+}
+
+// The quota members of one `tenants` entry (README "Tenant quotas").
+absl::Status ParseTenantQuota(ObjectReader& r, TenantQuota* quota) {
+  MCPMW_ASSIGN_OR_RETURN(quota->calls_per_minute, r.Whole("callsPerMinute"));
+  MCPMW_ASSIGN_OR_RETURN(std::optional<uint64_t> sessions,
+                         r.Whole("concurrentSessions", std::numeric_limits<uint32_t>::max()));
+  if (sessions) {
+    quota->concurrent_sessions = static_cast<uint32_t>(*sessions);
+  }
+  MCPMW_ASSIGN_OR_RETURN(quota->cost_budget_usd_per_day, r.Number("costBudgetUsdPerDay"));
+  if (quota->cost_budget_usd_per_day && *quota->cost_budget_usd_per_day < 0) {
+    return Bad(r.Ptr("costBudgetUsdPerDay"), "a budget cannot be negative (0 refuses every call)");
   }
   return absl::OkStatus();
 }
@@ -392,14 +408,33 @@ absl::StatusOr<std::shared_ptr<Bundle>> Parse(element root) {
       MCPMW_ASSIGN_OR_RETURN(object one, AsObject(value, ptr));
       ObjectReader tr(one, ptr);
       Bundle::TenantSettings settings;
+      // Modes do not fall back to "*" (Bundle::ModeFor): refused there rather than ignored.
+      if (name == kDefaultTenant && (tr.Get("mode") || tr.Get("stages"))) {
+        return Bad(tr.Ptr(tr.Get("mode") ? "mode" : "stages"),
+                   "the \"*\" entry holds default quotas only; set the bundle's own "
+                   "\"mode\" or \"stages\" for every tenant");
+      }
       if (tr.Get("mode")) {
         MCPMW_ASSIGN_OR_RETURN(settings.mode, ParseMode(tr, Mode::kEnforce));
       }
       if (std::optional<element> st = tr.Get("stages")) {
         MCPMW_RETURN_IF_ERROR(ParseStageModes(*st, tr.Ptr("stages"), &settings.stage_modes));
       }
+      MCPMW_RETURN_IF_ERROR(ParseTenantQuota(tr, &settings.quota));
       MCPMW_RETURN_IF_ERROR(tr.RejectUnknown());
       bundle->tenants[std::string(name)] = std::move(settings);
+    }
+    // "*" may come anywhere in the object, so its defaults are filled in once all are read.
+    if (auto d = bundle->tenants.find(kDefaultTenant); d != bundle->tenants.end()) {
+      const TenantQuota defaults = d->second.quota;
+      for (auto& [name, settings] : bundle->tenants) {
+        TenantQuota& q = settings.quota;
+        q.calls_per_minute = q.calls_per_minute ? q.calls_per_minute : defaults.calls_per_minute;
+        q.concurrent_sessions =
+            q.concurrent_sessions ? q.concurrent_sessions : defaults.concurrent_sessions;
+        q.cost_budget_usd_per_day = q.cost_budget_usd_per_day ? q.cost_budget_usd_per_day
+                                                              : defaults.cost_budget_usd_per_day;
+      }
     }
   }
   if (std::optional<element> identity = r.Get("identity")) {
@@ -593,6 +628,19 @@ Mode Bundle::ModeFor(std::string_view stage, std::string_view tenant) const {
     return s->second;
   }
   return mode;
+}
+
+const TenantQuota* Bundle::QuotaFor(std::string_view tenant) const {
+  auto t = tenants.find(tenant);
+  if (t == tenants.end()) {
+    t = tenants.find(kDefaultTenant);
+  }
+  return t != tenants.end() && t->second.quota.limits_anything() ? &t->second.quota : nullptr;
+}
+
+bool Bundle::HasQuotas() const {
+  return std::any_of(tenants.begin(), tenants.end(),
+                     [](const auto& t) { return t.second.quota.limits_anything(); });
 }
 
 absl::StatusOr<std::shared_ptr<const Bundle>> ParseBundle(std::string_view json) {

@@ -13,7 +13,9 @@
 //     "mode": "enforce" | "observe",                  default enforce
 //     "conditionLanguage": "expression" | "legacy-substring",   default expression
 //     "stages":  { "<stage>": { "mode": … } },        per-stage mode
-//     "tenants": { "<tenant>": { "mode": …, "stages": { "<stage>": { "mode": … } } } },
+//     "tenants": { "<tenant>" | "*": { "mode": …, "stages": { "<stage>": { "mode": … } },
+//                                       "callsPerMinute", "concurrentSessions",
+//                                       "costBudgetUsdPerDay" } },
 //     "identity": { "tenantId", "userId", "agentId", "roles": [], "scopes": [] },
 //     "requireIdentity": [ "tenant", "user", "agent", "scopes" ],   any subset; default none
 //     "policyRules":    [ { "ruleId", "status": "allow|deny|transform|observe-only",
@@ -59,13 +61,19 @@ namespace mcpmw::policy {
 enum class Mode : uint8_t { kEnforce, kObserve };
 std::string_view ModeName(Mode mode);
 
-// The eleven stage names, in chain order, as bundles and reports spell them.
+// The twelve stage names, in chain order, as bundles and reports spell them.
 inline constexpr std::string_view kStageNames[] = {
-    "normalize",  "auth",
-    "policy",     "tool_filter",
-    "rate_limit", "request_redaction",
-    "dispatch",   "response_redaction",
-    "trace",      "cost",
+    "normalize",
+    "auth",
+    "policy",
+    "tool_filter",
+    "rate_limit",
+    "quota",
+    "request_redaction",
+    "dispatch",
+    "response_redaction",
+    "trace",
+    "cost",
     "report",
 };
 
@@ -140,6 +148,20 @@ struct Identity {
   std::vector<std::string> scopes;
 };
 
+// A tenant's quotas (`tenants.<t>`, README "Tenant quotas"); each absent one is unlimited.
+// Enforced by src/middleware/quota.h: calls and spend per message, sessions when one opens.
+struct TenantQuota {
+  std::optional<uint64_t> calls_per_minute;       // tools/call requests in any minute
+  std::optional<uint32_t> concurrent_sessions;    // sessions open at once
+  std::optional<double> cost_budget_usd_per_day;  // the cost stage's USD per UTC day
+  bool limits_anything() const {
+    return calls_per_minute || concurrent_sessions || cost_budget_usd_per_day;
+  }
+};
+
+// The name of the `tenants` entry whose quotas are the defaults of every tenant.
+inline constexpr std::string_view kDefaultTenant = "*";
+
 struct Bundle {
   std::string version;
   std::string sha256;  // of the document's bytes
@@ -149,6 +171,8 @@ struct Bundle {
   struct TenantSettings {
     std::optional<Mode> mode;
     std::map<std::string, Mode, std::less<>> stage_modes;
+    // Resolved at load: each quota the entry leaves out is the "*" entry's (if any).
+    TenantQuota quota;
   };
   std::map<std::string, TenantSettings, std::less<>> tenants;
   Identity identity;  // defaults for what the transport does not say
@@ -170,6 +194,11 @@ struct Bundle {
   // The mode of `stage` for `tenant`, most specific first: the tenant's stage setting, the
   // tenant's mode, the bundle's stage setting, the bundle's mode.
   Mode ModeFor(std::string_view stage, std::string_view tenant) const;
+  // The quotas of `tenant`: its own entry's (each missing field from "*"), else the "*"
+  // entry's; null when nothing limits the tenant. Points into this bundle.
+  const TenantQuota* QuotaFor(std::string_view tenant) const;
+  // Whether any tenant entry ("*" included) sets a quota.
+  bool HasQuotas() const;
 };
 
 // Parses and compiles one bundle document. InvalidArgument, starting with the JSON pointer of

@@ -70,11 +70,13 @@ absl::Status Governance::Rebuild() {
   deps.sequence = &sequence_;
   deps.clock = &clock_;
   deps.rate_state = &rate_state_;
+  deps.quota_state = &quota_state_;
   deps.metrics = &metrics_;
   deps.tenant =
       options_.claimed.tenant.empty() ? store_.current()->identity.tenant : options_.claimed.tenant;
   if (producer_ != nullptr) {
     deps.report = [this](std::unique_ptr<middleware::AuditReport> report) {
+      ++reports_appended_;
       if (absl::Status s = producer_->Append(std::move(report)); !s.ok()) {
         LogError("audit: ", s.message());
       }
@@ -86,6 +88,13 @@ absl::Status Governance::Rebuild() {
 
 std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
                                             std::string_view payload) {
+  return Begin(env, payload, &options_.claimed, options_.server_id);
+}
+
+std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
+                                            std::string_view payload,
+                                            const middleware::Principal* principal,
+                                            std::string_view server_id) {
   auto ex = std::make_unique<Exchange>();
   ex->snapshot = current_;
   middleware::MessageContext& ctx = ex->ctx;
@@ -93,8 +102,8 @@ std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
   ctx.envelope = &env;
   ctx.payload = payload;
   ctx.bundle = ex->snapshot->bundle.get();
-  ctx.claimed = &options_.claimed;
-  ctx.server_id = options_.server_id;
+  ctx.claimed = principal;
+  ctx.server_id = server_id;
   ctx.started = clock_.Now();
   middleware::Verdict v = ex->snapshot->chain.OnRequest(ctx);
   if (!v.IsContinue()) {
@@ -123,6 +132,14 @@ void Governance::Abandon(Exchange& ex, int code, std::string_view message) {
   ex.ctx.outcome = middleware::Verdict::Reject(code, std::string(message));
   ex.ctx.upstream_error = true;
   Complete(ex);
+}
+
+std::optional<uint64_t> Governance::AuditLag() const {
+  if (audit_ == nullptr) {
+    return std::nullopt;
+  }
+  uint64_t written = audit_->stats().records;
+  return reports_appended_ > written ? reports_appended_ - written : 0;
 }
 
 void Governance::Complete(Exchange& ex) { ex.snapshot->chain.OnComplete(ex.ctx); }

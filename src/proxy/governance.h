@@ -54,6 +54,11 @@ class Governance {
   // verdict: Continue → forward ctx.current(); Reject → answer ctx.outcome (the exchange is
   // already complete then).
   std::unique_ptr<Exchange> Begin(const jsonrpc::Envelope& env, std::string_view payload);
+  // The gateway's form: the caller was authenticated per request (`principal`, which must
+  // outlive the exchange) and the request goes to `server_id`.
+  std::unique_ptr<Exchange> Begin(const jsonrpc::Envelope& env, std::string_view payload,
+                                  const middleware::Principal* principal,
+                                  std::string_view server_id);
   // The server's response to the exchange's request; afterwards ctx.outcome says whether to
   // forward ctx.current() or to answer with an error in its place. Completes the exchange.
   void Respond(Exchange& exchange, const jsonrpc::Envelope& env, std::string_view payload);
@@ -69,6 +74,8 @@ class Governance {
   const std::string& policy_path() const { return options_.policy_path; }
   const policy::BundleStore& store() const { return store_; }
   telemetry::Metrics& metrics() { return metrics_; }
+  // Reports handed to the audit log and not yet written; nullopt without an audit log.
+  std::optional<uint64_t> AuditLag() const;
 
   // Flushes the audit log and writes the metrics file. Idempotent.
   absl::Status Close();
@@ -82,8 +89,10 @@ class Governance {
   const Clock& clock_;
   policy::BundleStore store_;
   uint64_t sequence_ = 0;
+  uint64_t reports_appended_ = 0;
   std::string session_id_;
   middleware::RateLimitState rate_state_;
+  middleware::QuotaState quota_state_;
   telemetry::Metrics metrics_;
   std::unique_ptr<audit::AuditSink> audit_;
   audit::Producer* producer_ = nullptr;

@@ -153,6 +153,8 @@ class SessionMux {
   size_t TotalInFlight() const;   // client requests in flight, all sessions
   size_t WorkerInFlight() const;  // requests sent to the worker and not yet answered by it
   size_t SessionCount() const { return sessions_.size(); }
+  // The worker's initialize result (a JSON object), once known; empty before.
+  std::string_view CachedInitialize() const { return cached_initialize_; }
 
  private:
   enum class PendingKind : uint8_t { kPlain, kInitialize, kSubscribe };

@@ -373,5 +373,86 @@ TEST(Pricing, UsesAToolsPricesOverTheDefaults) {
   EXPECT_DOUBLE_EQ(other.output_token_price_usd, 0.00003);
 }
 
+TEST(ParseBundle, ReadsTenantQuotasAndFillsWhatATenantLeavesOutFromTheDefaults) {
+  std::shared_ptr<const Bundle> b = MustParse(Doc(R"("tenants": {
+    "acme": {"callsPerMinute": 600, "concurrentSessions": 20, "costBudgetUsdPerDay": 5.0},
+    "globex": {"callsPerMinute": 1e3, "mode": "observe"},
+    "trial": {"mode": "observe"},
+    "*": {"callsPerMinute": 60, "costBudgetUsdPerDay": 0.5}})"));
+  ASSERT_NE(b, nullptr);
+  const TenantQuota* acme = b->QuotaFor("acme");
+  ASSERT_NE(acme, nullptr);
+  EXPECT_EQ(acme->calls_per_minute, 600u);
+  EXPECT_EQ(acme->concurrent_sessions, 20u);
+  EXPECT_EQ(acme->cost_budget_usd_per_day, 5.0);
+
+  const TenantQuota* globex = b->QuotaFor("globex");
+  ASSERT_NE(globex, nullptr);
+  EXPECT_EQ(globex->calls_per_minute, 1000u);             // its own
+  EXPECT_EQ(globex->cost_budget_usd_per_day, 0.5);        // from "*"
+  EXPECT_FALSE(globex->concurrent_sessions.has_value());  // set nowhere: unlimited
+  EXPECT_EQ(b->tenants.at("globex").mode, Mode::kObserve);
+
+  // An entry that only sets a mode still gets the defaults; so does a tenant with no entry.
+  const TenantQuota* trial = b->QuotaFor("trial");
+  ASSERT_NE(trial, nullptr);
+  EXPECT_EQ(trial->calls_per_minute, 60u);
+  const TenantQuota* stranger = b->QuotaFor("initech");
+  ASSERT_NE(stranger, nullptr);
+  EXPECT_EQ(stranger, b->QuotaFor(""));
+  EXPECT_EQ(stranger->calls_per_minute, 60u);
+  EXPECT_EQ(stranger->cost_budget_usd_per_day, 0.5);
+  EXPECT_FALSE(stranger->concurrent_sessions.has_value());
+  EXPECT_TRUE(b->HasQuotas());
+}
+
+TEST(ParseBundle, LeavesATenantWithoutAnyQuotaUnlimited) {
+  std::shared_ptr<const Bundle> b =
+      MustParse(Doc(R"("tenants": {"acme": {"mode": "observe"}, "beta": {"callsPerMinute": 0}})"));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->QuotaFor("acme"), nullptr);
+  EXPECT_EQ(b->QuotaFor("nobody"), nullptr);  // no "*": nobody else is limited
+  ASSERT_NE(b->QuotaFor("beta"), nullptr);
+  EXPECT_EQ(b->QuotaFor("beta")->calls_per_minute, 0u);  // 0 is a limit: every call refused
+  EXPECT_TRUE(b->HasQuotas());
+  EXPECT_FALSE(MustParse(Doc(R"("tenants": {"acme": {"mode": "observe"}})"))->HasQuotas());
+  EXPECT_FALSE(MustParse(Doc(R"("mode": "enforce")"))->HasQuotas());
+}
+
+TEST(ParseBundle, RefusesBadTenantQuotasNamingTheirPointer) {
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"acme":{"callsPerMinute":1.5}})")),
+            "/tenants/acme/callsPerMinute: expected a whole number ≥ 0, found a fraction or a "
+            "negative number");
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"acme":{"callsPerMinute":-3}})")),
+            "/tenants/acme/callsPerMinute: expected a whole number ≥ 0, found a negative number");
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"a/b":{"concurrentSessions":"20"}})")),
+            "/tenants/a~1b/concurrentSessions: expected a whole number ≥ 0, found a string");
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"acme":{"concurrentSessions":4294967296}})")),
+            "/tenants/acme/concurrentSessions: too large: at most 4294967295");
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"*":{"costBudgetUsdPerDay":-1}})")),
+            "/tenants/*/costBudgetUsdPerDay: a budget cannot be negative (0 refuses every call)");
+  EXPECT_EQ(ParseError(Doc(R"("tenants":{"acme":{"costBudgetUsdPerDay":true}})")),
+            "/tenants/acme/costBudgetUsdPerDay: expected a number, found a boolean");
+  EXPECT_THAT(ParseError(Doc(R"("tenants":{"acme":{"callsPerMinut":5}})")),
+              StartsWith("/tenants/acme/callsPerMinut: unknown key; expected one of: "));
+  EXPECT_THAT(ParseError(Doc(R"("tenants":{"acme":{"callsPerMinut":5}})")),
+              HasSubstr("callsPerMinute"));
+}
+
+TEST(ParseBundle, RefusesModesInTheDefaultTenantEntry) {
+  // Modes do not fall back to "*": accepting one there would silently do nothing.
+  EXPECT_THAT(ParseError(Doc(R"("tenants":{"*":{"mode":"observe"}})")),
+              StartsWith("/tenants/*/mode: the \"*\" entry holds default quotas only"));
+  EXPECT_THAT(ParseError(Doc(R"("tenants":{"*":{"stages":{"quota":{"mode":"observe"}}}})")),
+              StartsWith("/tenants/*/stages: the \"*\" entry holds default quotas only"));
+}
+
+TEST(ParseBundle, AcceptsQuotaAsAStageForModes) {
+  std::shared_ptr<const Bundle> b = MustParse(Doc(R"("stages":{"quota":{"mode":"observe"}})"));
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->ModeFor("quota", "acme"), Mode::kObserve);
+  EXPECT_EQ(b->ModeFor("rate_limit", "acme"), Mode::kEnforce);
+}
+
 }  // namespace
 }  // namespace mcpmw::policy

@@ -1,0 +1,184 @@
+// mcpmw transport/http: the shared gateway — Streamable HTTP in front of pooled MCP servers.
+//
+//   HTTP request ─► admission (Host, Origin) ─► identity ─► route
+//       /servers/<name>/mcp   one upstream profile
+//       /mcp                  every profile, tools named <server>__<tool>
+//       /metrics /healthz /readyz /.well-known/oauth-protected-resource
+//   POST (one JSON-RPC message) ─► era:
+//       2025-06-18 / 2025-11-25   a session (Mcp-Session-Id, bound to the principal), answers as
+//                                 JSON or as an SSE stream when the server speaks first
+//                                 (progress, sampling, elicitation, logs); GET opens the
+//                                 session's own stream; Last-Event-ID resumes a stream from the
+//                                 session's bounded event buffer; DELETE ends the session
+//       2026-07-28                stateless: every POST stands alone; mcpmw holds a legacy
+//                                 session with the worker for it; closing the answer stream
+//                                 cancels the request
+//   ─► Governance (the policy chain, audit) ─► Upstream (a pooled worker, SessionMux) and back.
+//
+// Sessions live on the gateway's reactor; nothing here takes a lock. A dropped connection is not
+// a cancellation in the 2025 era: the request keeps running and its events wait in the buffer
+// for the client to resume. Sessions idle for longer than the configured timeout are ended.
+//
+// Threading: everything runs on the Ring's thread (the pool manager and the audit writer have
+// their own). Drain() is the SIGTERM path.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "pool/pool_manager.h"
+#include "src/common/clock.h"
+#include "src/io/ring.h"
+#include "src/io/task.h"
+#include "src/jsonrpc/envelope.h"
+#include "src/middleware/stage.h"
+#include "src/proxy/governance.h"
+#include "src/proxy/upstream.h"
+#include "src/transport/http/gateway_config.h"
+#include "src/transport/http/server.h"
+
+namespace mcpmw::http {
+
+// What identity says about one request.
+struct AuthOutcome {
+  bool ok = false;
+  middleware::Principal principal;
+  std::string credential_id;     // for the log: an API key id, "jwt:<iss>/<sub>", "anonymous"
+  int status = 401;              // 401 or 403 when !ok
+  std::string www_authenticate;  // the WWW-Authenticate value when !ok
+  std::string error;             // the OAuth error code ("invalid_token", …); empty: none
+  std::string message;           // for the person reading the error
+};
+using Authenticate = std::function<AuthOutcome(const Request&)>;
+
+// Optional admission of a new session for a tenant (tenant quotas); returns an error to refuse.
+struct SessionAdmission {
+  std::function<absl::Status(std::string_view tenant)> open;
+  std::function<void(std::string_view tenant)> close;
+};
+
+struct GatewayDeps {
+  io::Ring* ring = nullptr;
+  pool::PoolManager* pools = nullptr;
+  proxy::Governance* governance = nullptr;
+  Authenticate authenticate;                    // required
+  std::string protected_resource_metadata;      // JSON served at the well-known path
+  SessionAdmission admission;                   // optional
+  const Clock* clock = nullptr;
+};
+
+class Gateway final : public Handler {
+ public:
+  Gateway(const GatewayConfig& config, GatewayDeps deps);
+  ~Gateway() override;
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Binds the shared profiles' workers and runs the background work (leases, keep-alives, idle
+  // sessions) until Drain() finishes. Run it on the ring.
+  io::Task<void> Run();
+
+  void OnRequest(Request& request, std::shared_ptr<ResponseStream> stream) override;
+
+  // The admin listener's requests: GET /admin/bundles, POST /admin/rollback, GET /admin/pools,
+  // POST /admin/drain.
+  Handler& admin() { return admin_handler_; }
+
+  // SIGTERM: refuse new sessions and requests (503), let in-flight calls finish (up to the
+  // config's drainTimeout), then end every session and stop the upstreams. Completes when done.
+  io::Task<void> Drain();
+  bool draining() const { return draining_; }
+  // Set by POST /admin/drain; the owner watches it.
+  std::function<void()> on_drain_requested;
+
+  // Counters for tests and /metrics.
+  size_t session_count() const { return sessions_.size(); }
+  size_t in_flight() const { return in_flight_; }
+  bool ready() const;
+
+  struct Session;
+  struct Binding;
+  struct Pending;
+  struct Stream;
+  struct Server;
+
+ private:
+  class AdminHandler final : public Handler {
+   public:
+    explicit AdminHandler(Gateway& g) : g_(g) {}
+    void OnRequest(Request& request, std::shared_ptr<ResponseStream> stream) override;
+
+   private:
+    Gateway& g_;
+  };
+
+  // Routing and admission.
+  bool Admit(const Request& request, ResponseStream& stream);
+  void ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream, Server* server);
+  void ServeMetrics(ResponseStream& stream);
+  void HandlePost(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
+                  const AuthOutcome& auth);
+  void HandleGet(Request& request, std::shared_ptr<ResponseStream> stream, Session& session);
+  void HandleDelete(std::shared_ptr<ResponseStream> stream, Session& session);
+  void HandleStateless(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
+                       const AuthOutcome& auth);
+
+  // Sessions.
+  Session* NewSession(const AuthOutcome& auth, Server* server, bool stateless);
+  void EndSession(Session& session, std::string_view why);
+  Binding* BindingFor(Session& session, Server& server);
+  void StartBinding(Session& session, Server& server);
+  io::Task<void> Bind(std::shared_ptr<Binding> binding);
+  void SendToUpstream(Binding& binding, std::string line);
+  void ClientMessage(Session& session, std::shared_ptr<ResponseStream> stream,
+                     const jsonrpc::Envelope& env, std::string_view payload);
+  void AggregatedRequest(Session& session, std::shared_ptr<ResponseStream> stream,
+                         const jsonrpc::Envelope& env, std::string_view payload);
+  void FromUpstream(Binding& binding, std::string_view line);
+  void UpstreamGone(Binding& binding, std::string_view how);
+  void FinishPending(Session& session, Pending& pending, std::string_view json);
+  // One server's part of an aggregated tools/list arrived (`result` empty: none).
+  void PartDone(Session& session, const std::string& fan_key, const std::string& server,
+                std::string result);
+  void Emit(Session& session, Stream& stream, std::string_view json, bool final);
+  void AttachStream(Session& session, Stream& stream, std::shared_ptr<ResponseStream> http);
+  Stream& NewStream(Session& session, std::shared_ptr<ResponseStream> http, bool is_get);
+  void MaybeDestroyStateless(Session& session);
+
+  // Answers.
+  void ReplyJsonRpcError(ResponseStream& stream, int http_status, std::string_view id, int code,
+                         std::string_view message, std::string_view data_json = {});
+  void ReplyPlain(ResponseStream& stream, int status, std::string_view message,
+                  std::vector<std::pair<std::string, std::string>> headers = {});
+
+  // Background.
+  io::Task<void> KeepAlives();
+  io::Task<void> LeaseShared(Server& server);
+  void CountCall(const Session& session, std::string_view method, std::string_view status,
+                 std::string_view server, Duration latency);
+
+  const GatewayConfig& config_;
+  GatewayDeps deps_;
+  io::Ring& ring_;
+  AdminHandler admin_handler_;
+  std::unique_ptr<proxy::LeaseBroker> broker_;
+  io::TaskGroup tasks_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
+  jsonrpc::EnvelopeReader reader_;
+  std::string scratch_;  // a padded copy of one message for the envelope reader
+  size_t in_flight_ = 0;
+  bool draining_ = false;
+  bool stopped_ = false;
+  io::SleepOp* keepalive_sleep_ = nullptr;
+  uint64_t stateless_sequence_ = 0;
+};
+
+}  // namespace mcpmw::http
