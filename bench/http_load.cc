@@ -20,7 +20,7 @@
 // id (ids are unique across connections, so a gateway that crosses sessions is caught) and a
 // result whose content[0].text is T. Anything else counts as an error, and the connection goes on
 // (it is reopened when the framing broke); a connection that cannot be opened, a failed handshake,
-// or no answer for kStallSeconds ends the run with exit status 1.
+// or no successful call for kStallSeconds ends the run with exit status 1.
 //
 // Timing: after every handshake is done, calls run for --warmup seconds unrecorded, then either
 // for --duration seconds or until --requests calls have succeeded; round trips of the calls that
@@ -817,7 +817,9 @@ void HttpLoadRun::OnReadable(uint32_t index, int64_t now) {
   }
   c.in_flight = false;
   --in_flight_;
-  last_progress_ns_ = now;
+  if (c.phase != Phase::kCall) {
+    last_progress_ns_ = now;  // a handshake step; calls count only when they succeed
+  }
   bool reuse = r == ResponseReader::Result::kDone && !eof && !broken && c.reader.keep_alive() &&
                c.out_off == c.out.size() && c.in_pos == c.in.size();
   if (r == ResponseReader::Result::kError) {
@@ -905,6 +907,7 @@ void HttpLoadRun::OnCallResult(uint32_t index, bool ok, int64_t now) {
     }
     return;
   }
+  last_progress_ns_ = now;
   if (!recording_) {
     ++warmup_calls_;
     return;
@@ -1027,8 +1030,9 @@ int HttpLoadRun::Run() {
       break;
     }
     if (now - last_progress_ns_ > int64_t{kStallSeconds} * 1'000'000'000) {
-      Fail("no answer for " + std::to_string(kStallSeconds) + " s (" + std::to_string(in_flight_) +
-           " requests in flight)");
+      Fail("no call succeeded for " + std::to_string(kStallSeconds) + " s (" +
+           std::to_string(in_flight_) + " requests in flight, " + std::to_string(errors_) +
+           " errors" + (first_error_.empty() ? "" : "; the first: " + first_error_) + ")");
     }
     int64_t next_ns = now + 1'000'000'000;  // the stall check's granularity
     if (stage == Stage::kWarmup) {

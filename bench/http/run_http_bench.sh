@@ -27,7 +27,8 @@
 # Knobs (environment): HTTP_CONNECTIONS (16), HTTP_SECONDS (3: measured seconds per run),
 # HTTP_WARMUP (1 second per run), HTTP_REPS (3), NGINX_WORKERS (1: nginx worker_processes; the
 # load generator needs the other vCPU of a 2-vCPU machine, and one worker measured faster there
-# than `auto`), READY_SECONDS (10: how long a target may take to become ready).
+# than `auto`), READY_SECONDS (10: how long a target may take to become ready), MCPMW_BIN (the
+# mcpmw binary; BUILD_DIR/src/app/mcpmw).
 set -u
 
 BUILD=${1:-build/release}
@@ -57,8 +58,9 @@ if ! command -v curl >/dev/null 2>&1; then
 fi
 LOAD=$(realpath "$BENCH_DIR/mcpmw-http-load")
 MCPMW=""
-if [[ -x $BUILD/src/app/mcpmw ]]; then
-  MCPMW=$(realpath "$BUILD/src/app/mcpmw")
+MCPMW_BIN=${MCPMW_BIN:-$BUILD/src/app/mcpmw}
+if [[ -x $MCPMW_BIN ]]; then
+  MCPMW=$(realpath "$MCPMW_BIN")
 fi
 
 WORK=$(mktemp -d)
@@ -261,9 +263,11 @@ fi
 # mcpmw serve, once without and once with a policy.
 MCPMW_SKIP=""
 if [[ -z $MCPMW ]]; then
-  MCPMW_SKIP="mcpmw is not built in $BUILD"
-elif ! "$MCPMW" serve --help >/dev/null 2>&1; then
-  MCPMW_SKIP="\`mcpmw serve --help\` fails: this mcpmw has no serve command yet"
+  MCPMW_SKIP="mcpmw is not built ($MCPMW_BIN is missing)"
+elif ! help=$("$MCPMW" serve --help 2>&1) && [[ $help != *"usage: mcpmw serve"* ]]; then
+  # A build whose serve rejects --help but prints its usage still has serve: the readiness poll
+  # below is the real check.
+  MCPMW_SKIP="\`mcpmw serve --help\` fails: $(head -n 1 <<<"$help" | cut -c1-120)"
 fi
 # mcpmw_config PORT [POLICY]: a serve config with one shared, prewarmed echo worker.
 mcpmw_config() {
@@ -274,7 +278,7 @@ mcpmw_config() {
   cat <<EOF
 {
   "listen": {"address": "127.0.0.1", "port": $1},
-  "identity": {"anonymous": true},
+  "identity": {"anonymous": true, "resource": "http://127.0.0.1:$1/servers/echo/mcp"},
   $policy
   "servers": [
     {"name": "echo", "command": ["$ECHO"], "isolation": "shared", "minWarm": 1, "maxWorkers": 1,
@@ -340,7 +344,7 @@ done
 echo
 echo "- versions: supergateway $(pkg_version supergateway), mcp-proxy $(pkg_version mcp-proxy)," \
   "$(nginx -v 2>&1 | sed 's|nginx version: ||'), node $(node --version 2>/dev/null || echo '-')," \
-  "mcpmw from $BUILD ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  "mcpmw ${MCPMW:-(none)} (tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "- each MCP target fronts \`mcpmw-echo-server\` over stdio and is called with tools/call echo" \
   "\`{\"text\":\"hello\"}\` on a session per connection (2025-06-18), one request in flight per" \
   "connection; a call counts when the answer (JSON or SSE) carries its id and the echoed text"

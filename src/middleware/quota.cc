@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/strings.h"
@@ -153,8 +154,8 @@ Verdict QuotaStage::OnRequest(MessageContext& ctx) {
   t.Advance(slot);
   if (quota->calls_per_minute && t.in_window >= *quota->calls_per_minute) {
     // The first moment the window holds fewer than the limit: drop slots oldest first until
-    // enough calls have left. With a limit of 0 no such moment exists; say a minute, by when the
-    // bundle may have raised it.
+    // enough calls have left. With a limit of 0 no such moment exists; the answer is when the
+    // current second leaves the window (the bundle may have raised the limit by then).
     uint64_t must_leave = t.in_window - *quota->calls_per_minute + 1;
     int64_t free_at_ns = (slot + QuotaState::kSlots) * kNsPerSecond;
     uint64_t left = 0;
@@ -165,7 +166,7 @@ Verdict QuotaStage::OnRequest(MessageContext& ctx) {
         break;
       }
     }
-    uint64_t retry_ms = static_cast<uint64_t>((free_at_ns - now_ns + kNsPerMs - 1) / kNsPerMs);
+    auto retry_ms = static_cast<uint64_t>((free_at_ns - now_ns + kNsPerMs - 1) / kNsPerMs);
     if (!refusal || retry_ms > refusal->retry_after_ms) {
       refusal = Refusal{.quota = "callsPerMinute", .retry_after_ms = retry_ms};
     }

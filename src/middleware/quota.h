@@ -13,7 +13,8 @@
 //                        before it are fewer than the limit, so no 60 s span ever admits more than
 //                        the limit plus what one second at its edge held, and memory is 60
 //                        counters per tenant whatever the limit. Refused: retry when enough old
-//                        slots have left the window (0: every call is refused, retry in 60 s).
+//                        slots have left the window (0: every call is refused; retry when the
+//                        current second leaves the window).
 //   costBudgetUsdPerDay  the USD the cost stage computed for the tenant's completed calls, summed
 //                        per UTC day of the wall clock (days since the Unix epoch). A call that
 //                        arrives while the day's spend is at or above the budget is refused until
@@ -28,8 +29,8 @@
 // code handles quotas unchanged; `stage` tells the two apart:
 //
 //   data = {"stage":"quota","reasonCode":"tenant-quota","decisionId":"<inv>:quota",
-//           "retryAfterMs":N,"reason":"tenant-quota","quota":"callsPerMinute"|"costBudgetUsdPerDay",
-//           "tenant":…[,"spentUsd":x,"budgetUsd":y]}
+//           "retryAfterMs":N,"reason":"tenant-quota",
+//           "quota":"callsPerMinute"|"costBudgetUsdPerDay","tenant":…[,"spentUsd":x,"budgetUsd":y]}
 //
 // Decisions: a refused call adds {quota, deny, tenant-quota}; an admitted call adds
 // {quota, allow, tenant-quota:allowed} when a calls or cost quota applied, and nothing otherwise.

@@ -36,16 +36,23 @@ std::string Call(std::string_view tool, std::string_view arguments = "{}") {
          std::string(tool) + R"(","arguments":)" + std::string(arguments) + "}}";
 }
 
-TEST(BuildChain, BuildsTheElevenStagesInOrder) {
+TEST(BuildChain, BuildsTheStagesInOrderWithQuotaSpendAfterCost) {
   Session s(R"({"bundleVersion":"v"})");
   ASSERT_NE(s.snapshot, nullptr);
   const Chain& chain = s.snapshot->chain;
-  ASSERT_EQ(chain.size(), 11u);
+  // kStageNames in order, plus the quota stage's spend half between cost and report.
+  std::vector<std::string_view> expected(std::begin(policy::kStageNames),
+                                         std::end(policy::kStageNames));
+  expected.insert(expected.end() - 1, "quota");
+  ASSERT_EQ(chain.size(), 13u);
+  ASSERT_EQ(chain.size(), expected.size());
   for (size_t i = 0; i < chain.size(); ++i) {
-    EXPECT_EQ(chain.stage_name(i), policy::kStageNames[i]) << i;
+    EXPECT_EQ(chain.stage_name(i), expected[i]) << i;
   }
   EXPECT_EQ(chain.stage_name(0), "normalize");
-  EXPECT_EQ(chain.stage_name(10), "report");
+  EXPECT_EQ(chain.stage_name(5), "quota");
+  EXPECT_EQ(chain.stage_name(11), "quota");
+  EXPECT_EQ(chain.stage_name(12), "report");
   EXPECT_EQ(s.snapshot->bundle->version, "v");
 }
 

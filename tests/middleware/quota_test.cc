@@ -31,7 +31,7 @@ using ::testing::HasSubstr;
 using WallTime = std::chrono::system_clock::time_point;
 
 // 2026-03-01T23:00:00Z: an hour before a UTC day boundary.
-const WallTime kLateEvening = WallTime(seconds(1'772'406'000));
+constexpr WallTime kLateEvening{seconds(1'772'406'000)};
 
 std::shared_ptr<const policy::Bundle> MustParse(std::string_view json) {
   absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle = policy::ParseBundle(json);

@@ -122,7 +122,7 @@ struct Gateway::Pending {
   Kind kind = Kind::kCall;
   std::string client_id;  // the raw id token the client sent
   std::string method;
-  std::string tool;       // tools/call: the tool name as the upstream knows it
+  std::string tool;  // tools/call: the tool name as the upstream knows it
   std::string progress_token;
   uint64_t stream = 0;
   Binding* binding = nullptr;
@@ -141,15 +141,13 @@ struct Gateway::Binding final : proxy::UpstreamPeer {
   size_t index = 0;  // in session->bindings
   std::shared_ptr<proxy::Upstream> upstream;
   proxy::SessionId mux = 0;
-  bool ready = false;        // the worker session is initialized; lines flow
-  bool synthetic_init = false;  // mcpmw does the handshake (stateless, aggregated, rebinds)
-  bool dead = false;         // the session ended
+  bool ready = false;               // the worker session is initialized; lines flow
+  bool synthetic_init = false;      // mcpmw does the handshake (stateless, aggregated, rebinds)
+  bool dead = false;                // the session ended
   std::vector<std::string> queued;  // lines waiting for `ready`
   std::string init_result;          // the worker's initialize result, once known
 
-  void OnUpstreamMessage(std::string_view line) override {
-    gateway->FromUpstream(*this, line);
-  }
+  void OnUpstreamMessage(std::string_view line) override { gateway->FromUpstream(*this, line); }
   void OnUpstreamGone(std::string_view how) override { gateway->UpstreamGone(*this, how); }
 };
 
@@ -170,9 +168,8 @@ struct Gateway::Session {
   bool admitted = false;
   std::string protocol_version;
   // The client's initialize params, for the handshakes mcpmw does on its behalf.
-  std::string initialize_params =
-      R"({"protocolVersion":"2025-06-18","capabilities":{},)"
-      R"("clientInfo":{"name":"mcpmw-gateway","version":"0.1.0"}})";
+  std::string initialize_params = R"({"protocolVersion":"2025-06-18","capabilities":{},)"
+                                  R"("clientInfo":{"name":"mcpmw-gateway","version":"0.1.0"}})";
   std::vector<std::shared_ptr<Binding>> bindings;
   std::vector<std::unique_ptr<Stream>> streams;
   std::deque<Event> events;
@@ -305,9 +302,10 @@ bool Gateway::Admit(const Request& request, ResponseStream& stream) {
       }
     }
     if (!allowed) {
-      ReplyPlain(stream, 403,
-                 absl::StrCat("Host ", *host,
-                              " is not served here (add it to allowedHosts in the gateway config)"));
+      ReplyPlain(
+          stream, 403,
+          absl::StrCat("Host ", *host,
+                       " is not served here (add it to allowedHosts in the gateway config)"));
       return false;
     }
   }
@@ -315,6 +313,7 @@ bool Gateway::Admit(const Request& request, ResponseStream& stream) {
 }
 
 void Gateway::OnRequest(Request& request, std::shared_ptr<ResponseStream> stream) {
+  ended_.clear();
   const std::string& path = request.path;
   if (path == "/healthz") {
     ReplyPlain(*stream, 200, "ok");
@@ -330,10 +329,10 @@ void Gateway::OnRequest(Request& request, std::shared_ptr<ResponseStream> stream
   }
   if (path == "/.well-known/oauth-protected-resource" ||
       absl::StartsWith(path, "/.well-known/oauth-protected-resource/")) {
-    stream->Respond({.status = 200,
-                     .headers = {{"Content-Type", "application/json"},
-                                 {"Cache-Control", "max-age=300"}},
-                     .body = deps_.protected_resource_metadata});
+    stream->Respond(
+        {.status = 200,
+         .headers = {{"Content-Type", "application/json"}, {"Cache-Control", "max-age=300"}},
+         .body = deps_.protected_resource_metadata});
     return;
   }
   Server* server = nullptr;
@@ -457,15 +456,16 @@ void Gateway::HandlePost(Request& request, std::shared_ptr<ResponseStream> strea
   }
   if (const std::string* ct = request.Find("content-type");
       ct != nullptr && !absl::StartsWithIgnoreCase(*ct, "application/json")) {
-    ReplyPlain(*stream, 415, "the body must be one JSON-RPC message (Content-Type: application/json)");
+    ReplyPlain(*stream, 415,
+               "the body must be one JSON-RPC message (Content-Type: application/json)");
     return;
   }
   Envelope env;
   reader_.Read(request.body, &env);
   if (env.kind == MessageKind::kParseError || env.kind == MessageKind::kInvalid ||
       env.kind == MessageKind::kBatch) {
-    int code = env.kind == MessageKind::kParseError ? jsonrpc::kParseError
-                                                    : jsonrpc::kInvalidRequest;
+    int code =
+        env.kind == MessageKind::kParseError ? jsonrpc::kParseError : jsonrpc::kInvalidRequest;
     std::string why = env.kind == MessageKind::kBatch
                           ? "batches are not accepted (one JSON-RPC message per POST since "
                             "2025-06-18)"
@@ -591,9 +591,8 @@ io::Task<void> Gateway::Bind(std::shared_ptr<Binding> b) {
       }
       co_return;
     }
-    auto up = std::make_shared<proxy::Upstream>(ring_, std::move(*lease),
-                                                proxy::SessionMuxOptions{},
-                                                config_.listen.limits.max_body_bytes);
+    auto up = std::make_shared<proxy::Upstream>(
+        ring_, std::move(*lease), proxy::SessionMuxOptions{}, config_.listen.limits.max_body_bytes);
     if (b->dead || stopped_) {
       deps_.pools->Release(up->lease(), 0);
       co_return;
@@ -614,13 +613,14 @@ io::Task<void> Gateway::Bind(std::shared_ptr<Binding> b) {
     // mcpmw holds the legacy session for this client: its own initialize (with the client's
     // capabilities when it sent any), answered from the worker's cached result when shared.
     Session& s = *b->session;
-    Pending& p = *(s.pending[PendingKey(b->index, absl::StrCat(Sv(kInternalInitPrefix), b->mux, "\""))] =
-                       std::make_unique<Pending>());
+    Pending& p =
+        *(s.pending[PendingKey(b->index, absl::StrCat(Sv(kInternalInitPrefix), b->mux, "\""))] =
+              std::make_unique<Pending>());
     p.kind = Pending::Kind::kInternalInit;
     p.binding = b.get();
-    b->upstream->Send(b->mux, absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(kInternalInitPrefix),
-                                           b->mux, R"(","method":"initialize","params":)",
-                                           s.initialize_params, "}"));
+    b->upstream->Send(
+        b->mux, absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(kInternalInitPrefix), b->mux,
+                             R"(","method":"initialize","params":)", s.initialize_params, "}"));
   }
   std::vector<std::string> queued = std::exchange(b->queued, {});
   if (b->ready) {
@@ -694,11 +694,10 @@ void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> st
         if (!session.stateless) {
           h.emplace_back("Mcp-Session-Id", session.id);
         }
-        stream->Respond(
-            {.status = 200,
-             .headers = std::move(h),
-             .body = jsonrpc::ErrorResponse(env.id, verdict.code, verdict.message,
-                                            verdict.data_json)});
+        stream->Respond({.status = 200,
+                         .headers = std::move(h),
+                         .body = jsonrpc::ErrorResponse(env.id, verdict.code, verdict.message,
+                                                        verdict.data_json)});
         if (session.stateless) {
           EndSession(session, "answered");
         }
@@ -745,9 +744,10 @@ void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> st
 void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream> stream,
                                 const Envelope& env, std::string_view payload) {
   auto json_reply = [&](std::string body) {
-    stream->Respond({.status = 200,
-                     .headers = {{"Content-Type", "application/json"}, {"Mcp-Session-Id", session.id}},
-                     .body = std::move(body)});
+    stream->Respond(
+        {.status = 200,
+         .headers = {{"Content-Type", "application/json"}, {"Mcp-Session-Id", session.id}},
+         .body = std::move(body)});
   };
   if (env.kind == MessageKind::kNotification) {
     // The bindings did their own handshakes; other notifications (cancellation, roots changed)
@@ -819,11 +819,11 @@ void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream
     std::string fan_key = absl::StrCat("fan|", Sv(env.id));
     if (session.pending.contains(fan_key)) {
       Stream* st = session.streams.back().get();
-      st->http->Respond({.status = 200,
-                         .headers = {{"Content-Type", "application/json"}},
-                         .body = jsonrpc::ErrorResponse(
-                             env.id, jsonrpc::kInvalidRequest,
-                             "this request id is already in flight in this session")});
+      st->http->Respond(
+          {.status = 200,
+           .headers = {{"Content-Type", "application/json"}},
+           .body = jsonrpc::ErrorResponse(env.id, jsonrpc::kInvalidRequest,
+                                          "this request id is already in flight in this session")});
       return;
     }
     Pending* fan_raw = fan.get();
@@ -1006,9 +1006,8 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
         PartDone(session, fan_key, b.server->name, result);
         return;
       }
-      CountCall(session, p.method,
-                env.kind == MessageKind::kErrorResponse ? "error" : "ok", b.server->name,
-                deps_.clock->Now() - p.started);
+      CountCall(session, p.method, env.kind == MessageKind::kErrorResponse ? "error" : "ok",
+                b.server->name, deps_.clock->Now() - p.started);
       FinishPending(session, p, out);
       return;
     }
@@ -1265,9 +1264,8 @@ void Gateway::EndSession(Session& session, std::string_view why) {
       }
       if (!b->server->shared) {
         // An exclusive worker ends with its session.
-        tasks_.Spawn([](std::shared_ptr<proxy::Upstream> u) -> io::Task<void> {
-          co_await u->Stop();
-        }(up));
+        tasks_.Spawn(
+            [](std::shared_ptr<proxy::Upstream> u) -> io::Task<void> { co_await u->Stop(); }(up));
       }
     }
   }
@@ -1283,6 +1281,9 @@ void Gateway::EndSession(Session& session, std::string_view why) {
   if (owned->admitted && deps_.admission.close) {
     deps_.admission.close(owned->tenant);
   }
+  // Callers up the stack (a worker's delivery, a failed binding) may still hold references into
+  // the session: it is freed at the next request or keep-alive tick, never here.
+  ended_.push_back(std::move(owned));
 }
 
 // ---- GET and DELETE -----------------------------------------------------------------------------
@@ -1368,10 +1369,10 @@ void Gateway::HandleStateless(Request& request, std::shared_ptr<ResponseStream> 
   reader_.Read(request.body, &env);
   if (env.kind == MessageKind::kParseError || env.kind == MessageKind::kInvalid ||
       env.kind == MessageKind::kBatch) {
-    ReplyJsonRpcError(*stream, 400, env.id,
-                      env.kind == MessageKind::kParseError ? jsonrpc::kParseError
-                                                           : jsonrpc::kInvalidRequest,
-                      absl::StrCat("not a JSON-RPC 2.0 message: ", Sv(env.problem)));
+    ReplyJsonRpcError(
+        *stream, 400, env.id,
+        env.kind == MessageKind::kParseError ? jsonrpc::kParseError : jsonrpc::kInvalidRequest,
+        absl::StrCat("not a JSON-RPC 2.0 message: ", Sv(env.problem)));
     return;
   }
   McpRequestHeaders mcp;
@@ -1434,9 +1435,8 @@ void Gateway::ReplyJsonRpcError(ResponseStream& stream, int http_status, std::st
 void Gateway::ReplyPlain(ResponseStream& stream, int status, std::string_view message,
                          Headers headers) {
   headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-  stream.Respond({.status = status,
-                  .headers = std::move(headers),
-                  .body = absl::StrCat(Sv(message), "\n")});
+  stream.Respond(
+      {.status = status, .headers = std::move(headers), .body = absl::StrCat(Sv(message), "\n")});
 }
 
 void Gateway::CountCall(const Session& session, std::string_view method, std::string_view status,
@@ -1490,11 +1490,19 @@ io::Task<void> Gateway::KeepAlives() {
     if (stopped_) {
       break;
     }
+    ended_.clear();
     std::string comment;
     framing::AppendSseComment(&comment, "keep-alive");
     TimePoint now = deps_.clock->Now();
     std::vector<std::string> idle;
     for (auto& [id, s] : sessions_) {
+      std::erase_if(s->streams, [&](const std::unique_ptr<Stream>& st) {
+        if (st->is_get || !st->done || st->http != nullptr) {
+          return false;
+        }
+        return std::none_of(s->events.begin(), s->events.end(),
+                            [&](const Session::Event& e) { return e.stream == st->number; });
+      });
       bool open = false;
       for (auto& st : s->streams) {
         if (st->sse && st->http != nullptr && !st->http->finished()) {
@@ -1523,7 +1531,8 @@ io::Task<void> Gateway::Drain() {
     co_await nap;
   }
   if (in_flight_ > 0) {
-    LogError("gateway: drain timeout with ", in_flight_, " request(s) still in flight; ending them");
+    LogError("gateway: drain timeout with ", in_flight_,
+             " request(s) still in flight; ending them");
   }
   stopped_ = true;
   std::vector<std::string> ids;
@@ -1588,10 +1597,10 @@ void Gateway::AdminHandler::OnRequest(Request& request, std::shared_ptr<Response
       absl::StrAppend(&body, first ? "" : ",", R"({"profile":)");
       jsonrpc::AppendJsonString(st.profile, &body);
       absl::StrAppend(&body, R"(,"starting":)", st.starting, R"(,"warm":)", st.warm,
-                      R"(,"leased":)", st.leased, R"(,"draining":)", st.draining,
-                      R"(,"waiting":)", st.waiting, R"(,"spawned":)", st.spawned_total,
-                      R"(,"failed":)", st.failed_total, R"(,"breaker":")",
-                      Sv(pool::BreakerStateName(st.breaker)), "\"}");
+                      R"(,"leased":)", st.leased, R"(,"draining":)", st.draining, R"(,"waiting":)",
+                      st.waiting, R"(,"spawned":)", st.spawned_total, R"(,"failed":)",
+                      st.failed_total, R"(,"breaker":")", Sv(pool::BreakerStateName(st.breaker)),
+                      "\"}");
       first = false;
     }
     absl::StrAppend(&body, "]");
@@ -1599,9 +1608,8 @@ void Gateway::AdminHandler::OnRequest(Request& request, std::shared_ptr<Response
     return;
   }
   if (request.path == "/admin/sessions" && request.method == "GET") {
-    json(200, absl::StrCat(R"({"sessions":)", g_.sessions_.size(), R"(,"inFlight":)",
-                           g_.in_flight_, R"(,"draining":)", g_.draining_ ? "true" : "false",
-                           "}"));
+    json(200, absl::StrCat(R"({"sessions":)", g_.sessions_.size(), R"(,"inFlight":)", g_.in_flight_,
+                           R"(,"draining":)", g_.draining_ ? "true" : "false", "}"));
     return;
   }
   if (request.path == "/admin/drain" && request.method == "POST") {

@@ -68,9 +68,9 @@ struct GatewayDeps {
   io::Ring* ring = nullptr;
   pool::PoolManager* pools = nullptr;
   proxy::Governance* governance = nullptr;
-  Authenticate authenticate;                    // required
-  std::string protected_resource_metadata;      // JSON served at the well-known path
-  SessionAdmission admission;                   // optional
+  Authenticate authenticate;                // required
+  std::string protected_resource_metadata;  // JSON served at the well-known path
+  SessionAdmission admission;               // optional
   const Clock* clock = nullptr;
 };
 
@@ -172,6 +172,7 @@ class Gateway final : public Handler {
   io::TaskGroup tasks_;
   std::vector<std::unique_ptr<Server>> servers_;
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> ended_;  // ended, freed at the next safe point
   jsonrpc::EnvelopeReader reader_;
   std::string scratch_;  // a padded copy of one message for the envelope reader
   size_t in_flight_ = 0;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/common/json_reader.h"
 #include "src/common/status.h"
+#include "src/proxy/aggregate.h"
 
 namespace mcpmw::http {
 namespace {
@@ -73,7 +74,8 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
     if (head) {
       l.max_header_bytes = *head;
     }
-    MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> idle, h->Millis("idleTimeoutMs"));
+    MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> idle,
+                           h->Millis("idleTimeoutMs"));
     if (idle) {
       l.idle_timeout = *idle;
     }
@@ -101,7 +103,8 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
     if (events) {
       c.resume_buffer_events = *events;
     }
-    MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> idle, s->Millis("idleTimeoutMs"));
+    MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> idle,
+                           s->Millis("idleTimeoutMs"));
     if (idle) {
       c.session_idle_timeout = *idle;
     }
@@ -122,13 +125,11 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
     MCPMW_ASSIGN_OR_RETURN(std::string key, a->RequiredString("keyFile"));
     c.audit_path = Resolve(base_dir, path);
     c.audit_key_path = Resolve(base_dir, key);
-    MCPMW_ASSIGN_OR_RETURN(
-        c.audit_fsync,
-        a->Choice<Fsync>("fsync",
-                         {{"never", Fsync::kNever},
-                          {"segment", Fsync::kPerSegment},
-                          {"batch", Fsync::kPerBatch}},
-                         Fsync::kPerSegment));
+    MCPMW_ASSIGN_OR_RETURN(c.audit_fsync, a->Choice<Fsync>("fsync",
+                                                           {{"never", Fsync::kNever},
+                                                            {"segment", Fsync::kPerSegment},
+                                                            {"batch", Fsync::kPerBatch}},
+                                                           Fsync::kPerSegment));
     MCPMW_RETURN_IF_ERROR(a->RejectUnknown());
   }
   if (std::optional<simdjson::dom::element> id = r.Get("identity")) {
@@ -149,6 +150,12 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
     if (!p.cwd.empty()) {
       p.cwd = Resolve(base_dir, p.cwd);
     }
+    if (!proxy::IsNamespaceSafeServerName(p.name)) {
+      return Bad(ptr + "/name",
+                 absl::StrCat("\"", p.name,
+                              "\" cannot prefix aggregated tool names: use 1-32 characters from "
+                              "A-Z a-z 0-9 _ . - without \"__\" and not ending in \"_\""));
+    }
     if (!names.insert(p.name).second) {
       return Bad(ptr + "/name", absl::StrCat("\"", p.name, "\" is used by an earlier server"));
     }
@@ -157,7 +164,8 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
   if (c.servers.empty()) {
     return Bad("/servers", "needs at least one server profile");
   }
-  MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> drain, r.Millis("drainTimeoutMs"));
+  MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> drain,
+                         r.Millis("drainTimeoutMs"));
   if (drain) {
     c.drain_timeout = *drain;
   }

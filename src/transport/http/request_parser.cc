@@ -37,6 +37,7 @@ RequestParser::RequestParser(const Limits& limits) : limits_(limits) {
   settings_.on_header_value = &RequestParser::OnHeaderValue;
   settings_.on_headers_complete = &RequestParser::OnHeadersComplete;
   settings_.on_body = &RequestParser::OnBody;
+  settings_.on_chunk_header = &RequestParser::OnChunkHeader;
   settings_.on_message_complete = &RequestParser::OnMessageComplete;
   StartRequest();
 }
@@ -51,6 +52,8 @@ void RequestParser::StartRequest() {
   expects_continue_ = false;
   last_was_value_ = false;
   header_bytes_ = 0;
+  last_chunk_ = false;
+  in_trailers_ = false;
   trailer_bytes_ = 0;
 }
 
@@ -68,15 +71,17 @@ RequestParser::FeedResult RequestParser::Feed(std::string_view data) {
   size_t total = 0;
   while (total < data.size()) {
     std::string_view piece = data.substr(total);
-    // While the headers are incomplete, give http-parser no more than the header budget left:
-    // then the limit holds exactly, however the bytes were split into reads.
+    // While the headers (or a chunked body's trailers) are incomplete, give http-parser no more
+    // than what is left of the budget: then the limit holds exactly, however the bytes were split
+    // into reads.
     bool truncated = false;
     const bool in_headers = !headers_complete_;
-    if (in_headers) {
-      size_t allowed = limits_.max_header_bytes - header_bytes_;
+    const bool limited = in_headers || in_trailers_;
+    if (limited) {
+      size_t used = in_headers ? header_bytes_ : trailer_bytes_;
+      size_t allowed = limits_.max_header_bytes - used;
       if (allowed == 0) {
-        Fail(431,
-             absl::StrCat("request line and headers exceed ", limits_.max_header_bytes, " bytes"));
+        FailOverHeaderLimit(in_headers);
         return {total, State::kError};
       }
       if (piece.size() > allowed) {
@@ -91,12 +96,20 @@ RequestParser::FeedResult RequestParser::Feed(std::string_view data) {
     }
     if (in_headers) {
       header_bytes_ += n;
+    } else if (in_trailers_) {
+      trailer_bytes_ += n;
     }
     if (complete_) {
       // OnMessageComplete paused the parser right after the request's last byte.
       return {total, State::kComplete};
     }
     auto err = HTTP_PARSER_ERRNO(&parser_);
+    if (err == HPE_PAUSED && !in_trailers_ && last_chunk_) {
+      // OnChunkHeader paused right after the last chunk's size line: the trailers start here.
+      http_parser_pause(&parser_, 0);
+      in_trailers_ = true;
+      continue;
+    }
     if (err != HPE_OK) {
       if (err == HPE_HEADER_OVERFLOW) {
         Fail(431, "request line and headers too long");
@@ -111,9 +124,9 @@ RequestParser::FeedResult RequestParser::Feed(std::string_view data) {
       Fail(400, "malformed request: the parser stopped early");
       return {total, State::kError};
     }
-    if (truncated && !headers_complete_) {
-      Fail(431,
-           absl::StrCat("request line and headers exceed ", limits_.max_header_bytes, " bytes"));
+    if (truncated && (!in_headers || !headers_complete_)) {
+      // The whole budget went in and the section has not ended: one more byte is over it.
+      FailOverHeaderLimit(in_headers);
       return {total, State::kError};
     }
   }
@@ -139,20 +152,15 @@ int RequestParser::OnUrl(http_parser* p, const char* at, size_t length) {
   return 0;
 }
 
-bool RequestParser::AddTrailerBytes(size_t length) {
-  trailer_bytes_ += length;
-  if (trailer_bytes_ > limits_.max_header_bytes) {
-    Fail(431, absl::StrCat("request trailers exceed ", limits_.max_header_bytes, " bytes"));
-    return false;
-  }
-  return true;
+void RequestParser::FailOverHeaderLimit(bool in_headers) {
+  Fail(431, absl::StrCat(in_headers ? "request line and headers" : "request trailers", " exceed ",
+                         limits_.max_header_bytes, " bytes"));
 }
 
 int RequestParser::OnHeaderField(http_parser* p, const char* at, size_t length) {
   RequestParser& self = *Self(p);
   if (self.headers_complete_) {
-    // Trailers after a chunked body: counted, not kept (nothing in mcpmw reads them).
-    return self.AddTrailerBytes(length) ? 0 : -1;
+    return 0;  // trailers after a chunked body: counted by Feed, not kept (nothing reads them)
   }
   std::vector<Header>& headers = self.request_.headers;
   if (headers.empty() || self.last_was_value_) {
@@ -166,7 +174,7 @@ int RequestParser::OnHeaderField(http_parser* p, const char* at, size_t length) 
 int RequestParser::OnHeaderValue(http_parser* p, const char* at, size_t length) {
   RequestParser& self = *Self(p);
   if (self.headers_complete_) {
-    return self.AddTrailerBytes(length) ? 0 : -1;
+    return 0;
   }
   std::vector<Header>& headers = self.request_.headers;
   if (headers.empty()) {
@@ -222,6 +230,23 @@ int RequestParser::OnBody(http_parser* p, const char* at, size_t length) {
     return -1;
   }
   body.append(at, length);
+  return 0;
+}
+
+int RequestParser::OnChunkHeader(http_parser* p) {
+  RequestParser& self = *Self(p);
+  // p->content_length is this chunk's size. Checked here, at a fixed place in the stream, rather
+  // than as the data arrives: http-parser hands data over at read boundaries, so a check there
+  // would let the read sizes decide between 413 and a later syntax error.
+  if (p->content_length > self.limits_.max_body_bytes - self.request_.body.size()) {
+    self.Fail(413, absl::StrCat("request body exceeds ", self.limits_.max_body_bytes, " bytes"));
+    return -1;
+  }
+  if (p->content_length == 0) {
+    // The last chunk: stop so that Feed can hold the trailers to the header budget from here.
+    self.last_chunk_ = true;
+    http_parser_pause(p, 1);
+  }
   return 0;
 }
 

@@ -70,12 +70,12 @@ class RequestParser {
   static int OnHeaderValue(http_parser* p, const char* at, size_t length);
   static int OnHeadersComplete(http_parser* p);
   static int OnBody(http_parser* p, const char* at, size_t length);
+  static int OnChunkHeader(http_parser* p);
   static int OnMessageComplete(http_parser* p);
 
   void StartRequest();
   void Fail(int status, std::string message);
-  // Counts trailer bytes (after a chunked body) against max_header_bytes.
-  bool AddTrailerBytes(size_t length);
+  void FailOverHeaderLimit(bool in_headers);
 
   Limits limits_;
   http_parser parser_{};
@@ -87,7 +87,9 @@ class RequestParser {
   bool expects_continue_ = false;
   bool last_was_value_ = false;  // the previous header callback was a value (a new field starts)
   size_t header_bytes_ = 0;      // request line and headers consumed so far
-  size_t trailer_bytes_ = 0;
+  bool last_chunk_ = false;      // the zero-size chunk was seen
+  bool in_trailers_ = false;     // Feed has seen the pause after it: trailers are counted
+  size_t trailer_bytes_ = 0;     // trailer section consumed so far
   int error_status_ = 0;
   std::string error_message_;
 };

@@ -154,7 +154,7 @@ const std::vector<Case>& Table() {
        "\r\n{\"jsonrpc\":\"2.0\"}",
        {Ok("POST", "/mcp", "/mcp", "",
            {{"host", "a"}, {"content-type", "application/json"}, {"content-length", "17"}},
-           "{\"jsonrpc\":\"2.0\"}", true)}},
+           R"({"jsonrpc":"2.0"})", true)}},
       {"chunked body is decoded",
        "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n "
        "world\r\n0\r\n\r\n",
@@ -311,6 +311,30 @@ TEST(RequestParser, Answers413WhenChunkedDataPassesTheBodyLimit) {
   ExpectEverySplitGives(head + "8\r\naaaaaaaa\r\n9\r\nbbbbbbbbb\r\n0\r\n\r\n", {Err(413)}, limits);
   // Far over the limit in one chunk, most of it never sent: refused as soon as it passes.
   ExpectEverySplitGives(head + "100000\r\n" + std::string(17, 'c'), {Err(413)}, limits);
+}
+
+// Both found by the fuzzer: http-parser hands data to callbacks at read boundaries, so limits
+// checked on that data let the read sizes choose between a limit error and a later syntax error.
+TEST(RequestParser, ChecksChunkSizesAndTrailersWhereTheyStandNotWhereReadsEnd) {
+  Limits limits;
+  limits.max_body_bytes = 16;
+  limits.max_header_bytes = 96;
+  const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  // A chunk over the limit whose data is followed by a byte that is not CR.
+  ExpectEverySplitGives(head + "11\r\n" + std::string(17, 'a') + "X\r\n0\r\n\r\n", {Err(413)},
+                        limits);
+  // Trailers over the limit that also hold a byte http-parser refuses, past the limit.
+  ExpectEverySplitGives(
+      head + "1\r\na\r\n0\r\nX-Long: " + std::string(100, 'y') + std::string(1, '\0') + "\r\n\r\n",
+      {Err(431)}, limits);
+  // Trailers of exactly the limit (the final CRLF included) pass.
+  std::string trailer = "X-T: " + std::string(96 - 9, 't') + "\r\n\r\n";
+  ASSERT_EQ(trailer.size(), 96u);
+  ExpectEverySplitGives(head + "1\r\na\r\n0\r\n" + trailer,
+                        {Ok("POST", "/", "/", "", {{"transfer-encoding", "chunked"}}, "a", true)},
+                        limits);
+  ExpectEverySplitGives(head + "1\r\na\r\n0\r\nX-T: " + std::string(96 - 8, 't') + "\r\n\r\n",
+                        {Err(431)}, limits);
 }
 
 TEST(RequestParser, KeepsRequestBodiesPaddedForSimdjson) {

@@ -210,22 +210,34 @@ void RunWithClient(Harness& h, const std::function<void(uint16_t)>& client) {
   EXPECT_EQ(h.server->open_connections(), 0u);
 }
 
-#define MAKE_HARNESS(h, server_limits)                                                    \
-  Harness h;                                                                              \
-  {                                                                                       \
-    std::signal(SIGPIPE, SIG_IGN); /* as mcpmw itself runs */                             \
-    auto ring_or = io::Ring::Create(256);                                                 \
-    if (!ring_or.ok()) {                                                                  \
-      GTEST_SKIP() << "no io_uring here: " << ring_or.status().message();                 \
-    }                                                                                     \
-    h.ring = std::move(*ring_or);                                                         \
-    auto server_or = HttpServer::Listen(*h.ring, h.handler, {.limits = (server_limits)}); \
-    ASSERT_TRUE(server_or.ok()) << server_or.status();                                    \
-    h.server = std::move(*server_or);                                                     \
+// Creates the ring and a listening server. Fails with FailedPrecondition where there is no
+// io_uring (the caller skips); a server that cannot listen is a test failure.
+absl::Status Start(Harness& h, const Limits& limits) {
+  std::signal(SIGPIPE, SIG_IGN);  // as mcpmw itself runs
+  auto ring_or = io::Ring::Create(256);
+  if (!ring_or.ok()) {
+    return ring_or.status();
   }
+  h.ring = std::move(*ring_or);
+  auto server_or = HttpServer::Listen(*h.ring, h.handler, {.limits = limits});
+  if (!server_or.ok()) {
+    ADD_FAILURE() << server_or.status();
+    return server_or.status();
+  }
+  h.server = std::move(*server_or);
+  return absl::OkStatus();
+}
+
+#define START_OR_SKIP(h, limits)                                   \
+  do {                                                             \
+    if (absl::Status st = Start((h), (limits)); !st.ok()) {        \
+      GTEST_SKIP() << "cannot start the server: " << st.message(); \
+    }                                                              \
+  } while (false)
 
 Response Text(int status, std::string body) {
-  return Response{.status = status, .headers = {{"Content-Type", "text/plain"}}, .body = body};
+  return Response{
+      .status = status, .headers = {{"Content-Type", "text/plain"}}, .body = std::move(body)};
 }
 
 // Answers `stream` after `delay`, on the ring.
@@ -236,9 +248,10 @@ io::Task<void> AnswerLater(io::Ring& ring, std::shared_ptr<ResponseStream> strea
 }
 
 TEST(HttpServer, ServesThreeRequestsInARowOnOneKeepAliveConnection) {
-  MAKE_HARNESS(h, Limits());
+  Harness h;
+  START_OR_SKIP(h, Limits());
   std::vector<std::string> peers;
-  h.handler.on_request = [&peers](Request& r, std::shared_ptr<ResponseStream> s) {
+  h.handler.on_request = [&peers](Request& r, const std::shared_ptr<ResponseStream>& s) {
     peers.push_back(r.peer);
     s->Respond(Text(200, r.method + " " + r.path + " " + r.body));
   };
@@ -269,11 +282,12 @@ TEST(HttpServer, ServesThreeRequestsInARowOnOneKeepAliveConnection) {
 }
 
 TEST(HttpServer, AnswersPipelinedRequestsInOrder) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [&h](Request& r, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
     // The first answer comes late: the second must still wait for it.
     Duration delay = r.path == "/1" ? 50ms : 0ms;
-    h.handler_tasks.Spawn(AnswerLater(*h.ring, std::move(s), delay, r.path));
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, delay, r.path));
   };
   std::vector<std::string> bodies;
   RunWithClient(h, [&bodies](uint16_t port) {
@@ -287,9 +301,10 @@ TEST(HttpServer, AnswersPipelinedRequestsInOrder) {
 }
 
 TEST(HttpServer, DeliversAnAnswerGivenLaterBySleepingHandler) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [&h](Request& r, std::shared_ptr<ResponseStream> s) {
-    h.handler_tasks.Spawn(AnswerLater(*h.ring, std::move(s), 100ms, "late " + r.query));
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 100ms, "late " + r.query));
   };
   std::pair<std::string, std::string> response;
   RunWithClient(h, [&response](uint16_t port) {
@@ -315,13 +330,14 @@ io::Task<void> StreamTwoChunks(io::Ring& ring, std::shared_ptr<ResponseStream> s
 }
 
 TEST(HttpServer, StreamsChunksThatTheClientSeesOneByOne) {
-  MAKE_HARNESS(h, Limits());
+  Harness h;
+  START_OR_SKIP(h, Limits());
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
   UniqueFd go_read(fds[0]);
   UniqueFd go_write(fds[1]);
-  h.handler.on_request = [&h, &go_read](Request&, std::shared_ptr<ResponseStream> s) {
-    h.handler_tasks.Spawn(StreamTwoChunks(*h.ring, std::move(s), go_read.Get()));
+  h.handler.on_request = [&h, &go_read](Request&, const std::shared_ptr<ResponseStream>& s) {
+    h.handler_tasks.Spawn(StreamTwoChunks(*h.ring, s, go_read.Get()));
   };
   std::string head, first, rest;
   RunWithClient(h, [&](uint16_t port) {
@@ -351,12 +367,13 @@ io::Task<void> HoldStream(io::Ring& ring, std::shared_ptr<ResponseStream> stream
 }
 
 TEST(HttpServer, CallsOnClientGoneOnceWhenTheClientClosesDuringAStream) {
-  MAKE_HARNESS(h, Limits());
+  Harness h;
+  START_OR_SKIP(h, Limits());
   int gone_calls = 0;
   std::shared_ptr<ResponseStream> kept;
-  h.handler.on_request = [&](Request&, std::shared_ptr<ResponseStream> s) {
+  h.handler.on_request = [&](Request&, const std::shared_ptr<ResponseStream>& s) {
     kept = s;
-    h.handler_tasks.Spawn(HoldStream(*h.ring, std::move(s), &gone_calls));
+    h.handler_tasks.Spawn(HoldStream(*h.ring, s, &gone_calls));
   };
   std::string first;
   RunWithClient(h, [&first](uint16_t port) {
@@ -377,9 +394,10 @@ TEST(HttpServer, CallsOnClientGoneOnceWhenTheClientClosesDuringAStream) {
 TEST(HttpServer, Answers413WithConnectionCloseAndClosesTheSocket) {
   Limits limits;
   limits.max_body_bytes = 1000;
-  MAKE_HARNESS(h, limits);
+  Harness h;
+  START_OR_SKIP(h, limits);
   int calls = 0;
-  h.handler.on_request = [&calls](Request&, std::shared_ptr<ResponseStream> s) {
+  h.handler.on_request = [&calls](Request&, const std::shared_ptr<ResponseStream>& s) {
     ++calls;
     s->Respond(Text(200, "no"));
   };
@@ -403,8 +421,9 @@ TEST(HttpServer, Answers413WithConnectionCloseAndClosesTheSocket) {
 TEST(HttpServer, Answers413WhenAChunkedBodyGrowsPastTheLimit) {
   Limits limits;
   limits.max_body_bytes = 10;
-  MAKE_HARNESS(h, limits);
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "no"));
   };
   std::string got;
@@ -423,8 +442,9 @@ TEST(HttpServer, Answers413WhenAChunkedBodyGrowsPastTheLimit) {
 TEST(HttpServer, Answers431WithConnectionCloseAndClosesTheSocket) {
   Limits limits;
   limits.max_header_bytes = 512;
-  MAKE_HARNESS(h, limits);
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "no"));
   };
   std::string got;
@@ -442,8 +462,9 @@ TEST(HttpServer, Answers431WithConnectionCloseAndClosesTheSocket) {
 }
 
 TEST(HttpServer, Answers400ToAMalformedRequest) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "no"));
   };
   std::string got;
@@ -460,8 +481,9 @@ TEST(HttpServer, Answers400ToAMalformedRequest) {
 TEST(HttpServer, Answers408WhenHeadersDoNotArriveInTime) {
   Limits limits;
   limits.header_timeout = 200ms;
-  MAKE_HARNESS(h, limits);
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "no"));
   };
   std::string got;
@@ -484,8 +506,9 @@ TEST(HttpServer, Answers408WhenHeadersDoNotArriveInTime) {
 TEST(HttpServer, ClosesAKeepAliveConnectionIdleLongerThanTheIdleTimeout) {
   Limits limits;
   limits.idle_timeout = 200ms;
-  MAKE_HARNESS(h, limits);
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "ok"));
   };
   std::pair<std::string, std::string> response;
@@ -504,12 +527,13 @@ TEST(HttpServer, ClosesAKeepAliveConnectionIdleLongerThanTheIdleTimeout) {
 }
 
 TEST(HttpServer, StopAcceptingLetsTheAnswerInFlightFinishThenServeReturns) {
-  MAKE_HARNESS(h, Limits());
+  Harness h;
+  START_OR_SKIP(h, Limits());
   size_t open_when_stopped = 0;
-  h.handler.on_request = [&](Request&, std::shared_ptr<ResponseStream> s) {
+  h.handler.on_request = [&](Request&, const std::shared_ptr<ResponseStream>& s) {
     h.server->StopAccepting();
     open_when_stopped = h.server->open_connections();
-    h.handler_tasks.Spawn(AnswerLater(*h.ring, std::move(s), 100ms, "finished"));
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 100ms, "finished"));
   };
   std::pair<std::string, std::string> response;
   bool eof = false;
@@ -533,8 +557,9 @@ TEST(HttpServer, StopAcceptingLetsTheAnswerInFlightFinishThenServeReturns) {
 }
 
 TEST(HttpServer, StopAcceptingClosesConnectionsIdleBetweenRequests) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [&h](Request& r, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
     if (r.path == "/stop") {
       h.server->StopAccepting();
     }
@@ -564,7 +589,7 @@ io::Task<void> Flood(io::Ring& ring, std::shared_ptr<ResponseStream> stream, siz
     (void)!::write(gone_fd, "g", 1);
   });
   stream->Begin(Response{});
-  std::string chunk(16 * 1024, 'z');
+  std::string chunk(size_t{16} * 1024, 'z');
   for (int i = 0; i < 20000 && !stream->finished(); ++i) {
     stream->Write(chunk);
     *written += chunk.size();
@@ -574,8 +599,9 @@ io::Task<void> Flood(io::Ring& ring, std::shared_ptr<ResponseStream> stream, siz
 
 TEST(HttpServer, ClosesTheStreamOfAClientThatStopsReadingPastMaxQueuedBytes) {
   Limits limits;
-  limits.max_queued_bytes = 256 * 1024;
-  MAKE_HARNESS(h, limits);
+  limits.max_queued_bytes = size_t{256} * 1024;
+  Harness h;
+  START_OR_SKIP(h, limits);
   size_t written = 0;
   int gone_calls = 0;
   std::shared_ptr<ResponseStream> kept;
@@ -583,9 +609,9 @@ TEST(HttpServer, ClosesTheStreamOfAClientThatStopsReadingPastMaxQueuedBytes) {
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
   UniqueFd gone_read(fds[0]);
   UniqueFd gone_write(fds[1]);
-  h.handler.on_request = [&](Request&, std::shared_ptr<ResponseStream> s) {
+  h.handler.on_request = [&](Request&, const std::shared_ptr<ResponseStream>& s) {
     kept = s;
-    h.handler_tasks.Spawn(Flood(*h.ring, std::move(s), &written, &gone_calls, gone_write.Get()));
+    h.handler_tasks.Spawn(Flood(*h.ring, s, &written, &gone_calls, gone_write.Get()));
   };
   bool told = false;
   bool eof = false;
@@ -612,8 +638,9 @@ TEST(HttpServer, ClosesTheStreamOfAClientThatStopsReadingPastMaxQueuedBytes) {
 TEST(HttpServer, ClosesConnectionsPastMaxConnectionsAtOnce) {
   Limits limits;
   limits.max_connections = 1;
-  MAKE_HARNESS(h, limits);
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "ok"));
   };
   std::string first_body;
@@ -631,8 +658,9 @@ TEST(HttpServer, ClosesConnectionsPastMaxConnectionsAtOnce) {
 }
 
 TEST(HttpServer, AnswersHttp10WithKeepAliveOnlyWhenAsked) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [](Request&, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [](Request&, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, "ok"));
   };
   std::string kept_head, second_body, closed_head;
@@ -655,8 +683,9 @@ TEST(HttpServer, AnswersHttp10WithKeepAliveOnlyWhenAsked) {
 }
 
 TEST(HttpServer, SendsContinueToAClientThatExpectsIt) {
-  MAKE_HARNESS(h, Limits());
-  h.handler.on_request = [](Request& r, std::shared_ptr<ResponseStream> s) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [](Request& r, const std::shared_ptr<ResponseStream>& s) {
     s->Respond(Text(200, r.body));
   };
   std::string interim;

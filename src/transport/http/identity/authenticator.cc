@@ -62,8 +62,7 @@ std::optional<UrlParts> SplitUrl(std::string_view url) {
   if (authority_end == scheme_end + 3) {
     return std::nullopt;  // no host
   }
-  UrlParts parts{std::string(url.substr(0, authority_end)),
-                 std::string(url.substr(authority_end))};
+  UrlParts parts{std::string(url.substr(0, authority_end)), std::string(url.substr(authority_end))};
   if (parts.path == "/") {
     parts.path.clear();
   }
@@ -221,14 +220,15 @@ absl::StatusOr<IdentityConfig> ParseIdentityConfig(simdjson::dom::element identi
   return config;
 }
 
-Authenticator::Authenticator(IdentityConfig config, WallClock wall_clock,
-                             std::string metadata_path, std::string metadata_url)
+Authenticator::Authenticator(IdentityConfig config, WallClock wall_clock, std::string metadata_path,
+                             std::string metadata_url)
     : config_(std::move(config)),
       metadata_path_(std::move(metadata_path)),
       metadata_url_(std::move(metadata_url)) {
   if (config_.jwt) {
     verifier_.emplace(config_.jwt->options, std::move(wall_clock));
-    keys_ = config_.jwt->keys;
+    // Moved, not copied: after a Reload the config must not keep the retired keys alive.
+    keys_ = std::move(config_.jwt->keys);
   }
 }
 
@@ -246,8 +246,8 @@ absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(IdentityCon
   // RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path.
   std::string path = absl::StrCat(Sv(kWellKnown), url->path);
   std::string full = absl::StrCat(url->origin, path);
-  return std::unique_ptr<Authenticator>(
-      new Authenticator(std::move(config), std::move(wall_clock), std::move(path), std::move(full)));
+  return std::unique_ptr<Authenticator>(new Authenticator(std::move(config), std::move(wall_clock),
+                                                          std::move(path), std::move(full)));
 }
 
 std::shared_ptr<const KeySet> Authenticator::keys() const {
@@ -280,7 +280,11 @@ AuthResult Authenticator::Fail(int http_status, std::string_view error,
   h = absl::StrCat("Bearer resource_metadata=\"", metadata_url_, "\"");
   if (!error.empty()) {
     std::string safe(description);
-    std::replace_if(safe.begin(), safe.end(), [](char c) { return !IsQuotedSafe(c); }, '?');
+    for (char& c : safe) {
+      if (!IsQuotedSafe(c)) {
+        c = '?';
+      }
+    }
     absl::StrAppend(&h, ", error=\"", Sv(error), "\", error_description=\"", safe, "\"");
   }
   if (!config_.required_scopes.empty()) {
@@ -418,7 +422,7 @@ std::string Authenticator::ProtectedResourceMetadataJson() const {
   if (!config_.authorization_servers.empty()) {
     absl::StrAppend(&out, ",\"authorization_servers\":", list(config_.authorization_servers));
   }
-  out += ",\"bearer_methods_supported\":[\"header\"]";
+  out += R"(,"bearer_methods_supported":["header"])";
   if (!config_.required_scopes.empty()) {
     absl::StrAppend(&out, ",\"scopes_supported\":", list(config_.required_scopes));
   }

@@ -51,7 +51,8 @@ struct JwtConfig {
   JwtOptions options;  // issuer, audience (empty: not checked), clock skew
   KeyFiles key_files;  // absolute paths (ParseIdentityConfig resolves relative ones)
   ClaimNames claims;
-  // The keys as ParseIdentityConfig loaded them; Authenticator::Create loads key_files when null.
+  // The keys as ParseIdentityConfig loaded them; Authenticator::Create loads key_files when null
+  // and takes them over (null in Authenticator::config() afterwards).
   std::shared_ptr<const KeySet> keys;
 };
 

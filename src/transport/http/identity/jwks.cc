@@ -89,7 +89,7 @@ absl::StatusOr<std::optional<JwsKey>> ParseJwk(element e, const std::string& poi
     MCPMW_ASSIGN_OR_RETURN(std::string crv, r.RequiredString("crv"));
     if (crv != "P-256") {
       return Bad(r.Ptr("crv"),
-                 absl::StrCat("\"", crv, "\" is not supported; only \"P-256\" (ES256)"));
+                 absl::StrCat("\"", crv, R"(" is not supported; only "P-256" (ES256))"));
     }
     MCPMW_ASSIGN_OR_RETURN(std::string x, RequiredBytes(r, "x"));
     MCPMW_ASSIGN_OR_RETURN(std::string y, RequiredBytes(r, "y"));
@@ -102,7 +102,7 @@ absl::StatusOr<std::optional<JwsKey>> ParseJwk(element e, const std::string& poi
     bad_member = "k";
   } else {
     return Bad(r.Ptr("kty"),
-               absl::StrCat("\"", kty, "\" is not supported; expected \"RSA\", \"EC\" or \"oct\""));
+               absl::StrCat("\"", kty, R"(" is not supported; expected "RSA", "EC" or "oct")"));
   }
   if (alg && *alg != expected_alg) {
     return Bad(r.Ptr("alg"), absl::StrCat("\"", *alg, "\" is not supported for a ", kty,

@@ -70,7 +70,8 @@ std::shared_ptr<EVP_PKEY> PublicKeyFromData(const char* type, Fill fill) {
     return nullptr;
   }
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* raw = nullptr;
   if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1) {
@@ -88,8 +89,7 @@ std::shared_ptr<EVP_PKEY> PublicKeyFromData(const char* type, Fill fill) {
 bool DigestVerify(EVP_PKEY* pkey, bool pkcs1, std::string_view data, std::string_view sig) {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> md(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;  // owned by `md`
-  if (md == nullptr ||
-      EVP_DigestVerifyInit(md.get(), &pctx, EVP_sha256(), nullptr, pkey) != 1) {
+  if (md == nullptr || EVP_DigestVerifyInit(md.get(), &pctx, EVP_sha256(), nullptr, pkey) != 1) {
     return false;
   }
   if (pkcs1 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
@@ -269,9 +269,9 @@ std::optional<std::string> DecodeBase64Url(std::string_view text) {
 
 absl::StatusOr<JwsKey> JwsKey::Hs256(std::string secret, std::string kid) {
   if (secret.size() < kHs256MinSecretBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an HS256 secret must be at least ", kHs256MinSecretBytes, " bytes, found ",
-                     secret.size()));
+    return absl::InvalidArgumentError(absl::StrCat("an HS256 secret must be at least ",
+                                                   kHs256MinSecretBytes, " bytes, found ",
+                                                   secret.size()));
   }
   JwsKey key(JwsAlg::kHs256, std::move(kid));
   key.secret_ = std::move(secret);
@@ -303,13 +303,13 @@ absl::StatusOr<JwsKey> JwsKey::Rs256(std::string_view n, std::string_view e, std
 
 absl::StatusOr<JwsKey> JwsKey::Es256(std::string_view x, std::string_view y, std::string kid) {
   if (x.size() != kP256CoordinateBytes || y.size() != kP256CoordinateBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("P-256 coordinates are 32 bytes each, found ",
-                                                   x.size(), " and ", y.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("P-256 coordinates are 32 bytes each, found ", x.size(), " and ", y.size()));
   }
   std::string point = absl::StrCat("\x04", Sv(x), Sv(y));  // SEC1 uncompressed
   std::shared_ptr<EVP_PKEY> pkey = PublicKeyFromData("EC", [&](OSSL_PARAM_BLD* bld) {
-    return OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-                                           SN_X9_62_prime256v1, 0) == 1 &&
+    return OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, SN_X9_62_prime256v1,
+                                           0) == 1 &&
            OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(),
                                             point.size()) == 1;
   });
@@ -326,12 +326,11 @@ bool JwsKey::Verify(std::string_view signing_input, std::string_view signature) 
     case JwsAlg::kHs256: {
       unsigned char tag[EVP_MAX_MD_SIZE];
       unsigned int tag_len = 0;
-      if (HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
-               Bytes(signing_input), signing_input.size(), tag, &tag_len) == nullptr) {
+      if (HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()), Bytes(signing_input),
+               signing_input.size(), tag, &tag_len) == nullptr) {
         return false;
       }
-      return signature.size() == tag_len &&
-             CRYPTO_memcmp(tag, signature.data(), tag_len) == 0;
+      return signature.size() == tag_len && CRYPTO_memcmp(tag, signature.data(), tag_len) == 0;
     }
     case JwsAlg::kRs256:
       return DigestVerify(pkey_.get(), /*pkcs1=*/true, signing_input, signature);
@@ -426,8 +425,8 @@ int64_t JwtVerifier::NowUnixSeconds() const {
 
 absl::StatusOr<Claims> JwtVerifier::Verify(const ParsedJwt& token, const JwsKey& key) const {
   if (key.alg() != token.alg) {
-    return Invalid(absl::StrCat("token alg ", Sv(JwsAlgName(token.alg)), " does not match its key (",
-                                Sv(JwsAlgName(key.alg())), ")"));
+    return Invalid(absl::StrCat("token alg ", Sv(JwsAlgName(token.alg)),
+                                " does not match its key (", Sv(JwsAlgName(key.alg())), ")"));
   }
   if (!key.Verify(token.signing_input, token.signature)) {
     return Invalid("token signature does not verify");
@@ -486,9 +485,8 @@ absl::StatusOr<Claims> JwtVerifier::Verify(const ParsedJwt& token, const JwsKey&
   if (!options_.issuer.empty() && claims.issuer != options_.issuer) {
     return Invalid("token issuer is not the configured issuer");
   }
-  if (!options_.audience.empty() &&
-      std::find(claims.audience.begin(), claims.audience.end(), options_.audience) ==
-          claims.audience.end()) {
+  if (!options_.audience.empty() && std::find(claims.audience.begin(), claims.audience.end(),
+                                              options_.audience) == claims.audience.end()) {
     return Invalid("token audience does not include this resource");
   }
   return claims;

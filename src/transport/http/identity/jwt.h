@@ -115,12 +115,12 @@ struct ClaimValue {
 
 // What a verified token says.
 struct Claims {
-  std::string issuer;                  // iss ("" when absent)
-  std::string subject;                 // sub ("" when absent)
-  std::vector<std::string> audience;   // aud, a string read as a one-item list
-  int64_t expires_at = 0;              // exp, Unix seconds
-  std::optional<int64_t> not_before;   // nbf
-  std::optional<int64_t> issued_at;    // iat
+  std::string issuer;                 // iss ("" when absent)
+  std::string subject;                // sub ("" when absent)
+  std::vector<std::string> audience;  // aud, a string read as a one-item list
+  int64_t expires_at = 0;             // exp, Unix seconds
+  std::optional<int64_t> not_before;  // nbf
+  std::optional<int64_t> issued_at;   // iat
   // Every top-level claim by name (iss, sub, aud and the rest too), for the claims mapping.
   std::map<std::string, ClaimValue, std::less<>> values;
 };

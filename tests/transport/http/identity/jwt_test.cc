@@ -1,16 +1,19 @@
 #include "src/transport/http/identity/jwt.h"
 
+#include <openssl/bn.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "src/common/strings.h"
 #include "src/transport/http/identity/jwks.h"
 #include "tests/transport/http/identity/test_keys.h"
 
 namespace mcpmw::http::identity {
 namespace {
 
-using namespace testing;  // NOLINT(google-build-using-namespace): test helpers
+using namespace identity_testing;  // NOLINT(google-build-using-namespace): test helpers
 
 constexpr int64_t kNow = 1'700'000'000;
 
@@ -39,8 +42,7 @@ std::string Payload(std::string_view extra = "") {
                       kNow + 300, R"(,"iat":)", kNow - 10, Sv(extra), "}");
 }
 
-absl::StatusOr<Claims> Check(std::string_view token, const JwsKey& key,
-                             JwtOptions options = {}) {
+absl::StatusOr<Claims> Check(std::string_view token, const JwsKey& key, JwtOptions options = {}) {
   absl::StatusOr<ParsedJwt> parsed = ParseJwt(token);
   if (!parsed.ok()) {
     return parsed.status();
@@ -66,9 +68,8 @@ JwsKey RsaKey() {
 
 // The keys as a JWKS would give them, so the tests cover the JWK decoding path too.
 const JwsKey& KeyFor(JwsAlg alg) {
-  static const std::vector<JwsKey> keys = *ParseJwks(Jwks({RsaJwk(K().rsa.get(), "rsa-1"),
-                                                           EcJwk(K().ec.get(), "ec-1"),
-                                                           OctJwk(K().secret, "hs-1")}));
+  static const std::vector<JwsKey> keys = *ParseJwks(Jwks(
+      {RsaJwk(K().rsa.get(), "rsa-1"), EcJwk(K().ec.get(), "ec-1"), OctJwk(K().secret, "hs-1")}));
   for (const JwsKey& key : keys) {
     if (key.alg() == alg) {
       return key;
@@ -115,9 +116,9 @@ TEST(JwtVerifier, AcceptsAValidEs256Token) {
 TEST(JwtVerifier, RejectsATokenWhoseSignatureDoesNotVerify) {
   std::string token = MintRs256(K().rsa.get(), R"({"alg":"RS256"})", Payload());
   // Same header and signature, a payload that says someone else.
-  std::string forged = absl::StrCat(token.substr(0, token.find('.')), ".",
-                                    B64(Payload(R"(,"admin":true)")),
-                                    token.substr(token.rfind('.')));
+  std::string forged =
+      absl::StrCat(token.substr(0, token.find('.')), ".", B64(Payload(R"(,"admin":true)")),
+                   token.substr(token.rfind('.')));
   absl::StatusOr<Claims> claims = Check(forged, KeyFor(JwsAlg::kRs256));
   EXPECT_EQ(claims.status(), absl::UnauthenticatedError("token signature does not verify"));
 
@@ -155,21 +156,20 @@ TEST(JwtParser, RefusesAlgNone) {
 }
 
 TEST(JwtVerifier, RejectsATokenPastItsExpiryBeyondTheSkew) {
-  std::string token = MintHs256(
-      K().secret, R"({"alg":"HS256"})",
-      absl::StrCat(R"({"sub":"alice","exp":)", kNow - 61, "}"));
+  std::string token = MintHs256(K().secret, R"({"alg":"HS256"})",
+                                absl::StrCat(R"({"sub":"alice","exp":)", kNow - 61, "}"));
   EXPECT_EQ(Check(token, KeyFor(JwsAlg::kHs256)).status(),
             absl::UnauthenticatedError("token expired"));
   // exp + skew == now is already expired.
-  std::string edge = MintHs256(K().secret, R"({"alg":"HS256"})",
-                               absl::StrCat(R"({"exp":)", kNow - 60, "}"));
+  std::string edge =
+      MintHs256(K().secret, R"({"alg":"HS256"})", absl::StrCat(R"({"exp":)", kNow - 60, "}"));
   EXPECT_EQ(Check(edge, KeyFor(JwsAlg::kHs256)).status(),
             absl::UnauthenticatedError("token expired"));
 }
 
 TEST(JwtVerifier, AcceptsAnExpiredTokenWithinTheSkew) {
-  std::string token = MintHs256(K().secret, R"({"alg":"HS256"})",
-                                absl::StrCat(R"({"exp":)", kNow - 59, "}"));
+  std::string token =
+      MintHs256(K().secret, R"({"alg":"HS256"})", absl::StrCat(R"({"exp":)", kNow - 59, "}"));
   EXPECT_TRUE(Check(token, KeyFor(JwsAlg::kHs256)).ok());
   // With no skew configured the same token is expired.
   EXPECT_EQ(Check(token, KeyFor(JwsAlg::kHs256), {.clock_skew = std::chrono::seconds(0)}).status(),
@@ -187,12 +187,14 @@ TEST(JwtVerifier, RejectsATokenWithoutExp) {
 }
 
 TEST(JwtVerifier, RejectsATokenNotValidYet) {
-  std::string token = MintHs256(K().secret, R"({"alg":"HS256"})",
-                                absl::StrCat(R"({"exp":)", kNow + 600, R"(,"nbf":)", kNow + 61, "}"));
+  std::string token =
+      MintHs256(K().secret, R"({"alg":"HS256"})",
+                absl::StrCat(R"({"exp":)", kNow + 600, R"(,"nbf":)", kNow + 61, "}"));
   EXPECT_EQ(Check(token, KeyFor(JwsAlg::kHs256)).status(),
             absl::UnauthenticatedError("token not valid yet (nbf)"));
-  std::string soon = MintHs256(K().secret, R"({"alg":"HS256"})",
-                               absl::StrCat(R"({"exp":)", kNow + 600, R"(,"nbf":)", kNow + 59, "}"));
+  std::string soon =
+      MintHs256(K().secret, R"({"alg":"HS256"})",
+                absl::StrCat(R"({"exp":)", kNow + 600, R"(,"nbf":)", kNow + 59, "}"));
   EXPECT_TRUE(Check(soon, KeyFor(JwsAlg::kHs256)).ok());
   std::string future_iat =
       MintHs256(K().secret, R"({"alg":"HS256"})",
@@ -213,8 +215,8 @@ TEST(JwtVerifier, RejectsAWrongAudience) {
   EXPECT_TRUE(Check(token, KeyFor(JwsAlg::kHs256), {.audience = "mcpmw"}).ok());
   EXPECT_EQ(Check(token, KeyFor(JwsAlg::kHs256), {.audience = "billing"}).status(),
             absl::UnauthenticatedError("token audience does not include this resource"));
-  std::string no_aud = MintHs256(K().secret, R"({"alg":"HS256"})",
-                                 absl::StrCat(R"({"exp":)", kNow + 60, "}"));
+  std::string no_aud =
+      MintHs256(K().secret, R"({"alg":"HS256"})", absl::StrCat(R"({"exp":)", kNow + 60, "}"));
   EXPECT_EQ(Check(no_aud, KeyFor(JwsAlg::kHs256), {.audience = "mcpmw"}).status(),
             absl::UnauthenticatedError("token audience does not include this resource"));
 }
@@ -239,23 +241,23 @@ TEST(JwtParser, RejectsMalformedBase64AndJson) {
   EXPECT_EQ(ParseJwt(plus).status(), absl::UnauthenticatedError("token payload is not base64url"));
   EXPECT_EQ(ParseJwt(absl::StrCat(good, "!")).status(),
             absl::UnauthenticatedError("token signature is not base64url"));
-  EXPECT_EQ(ParseJwt("abc.def").status(),
-            absl::UnauthenticatedError(
-                "token is not a compact JWS (three parts separated by dots)"));
-  EXPECT_EQ(ParseJwt(absl::StrCat(good, ".x")).status(),
-            absl::UnauthenticatedError(
-                "token is not a compact JWS (three parts separated by dots)"));
+  EXPECT_EQ(
+      ParseJwt("abc.def").status(),
+      absl::UnauthenticatedError("token is not a compact JWS (three parts separated by dots)"));
+  EXPECT_EQ(
+      ParseJwt(absl::StrCat(good, ".x")).status(),
+      absl::UnauthenticatedError("token is not a compact JWS (three parts separated by dots)"));
 
   std::string bad_header = MintHs256(K().secret, R"({"alg":"HS256")", Payload());
   EXPECT_EQ(ParseJwt(bad_header).status(),
             absl::UnauthenticatedError("token header is not a JSON object"));
   std::string twice = MintHs256(K().secret, R"({"alg":"HS256","alg":"none"})", Payload());
   EXPECT_EQ(ParseJwt(twice).status(), absl::UnauthenticatedError("token header repeats a member"));
-  std::string crit = MintHs256(K().secret, R"({"alg":"HS256","crit":["b64"],"b64":false})",
-                               Payload());
-  EXPECT_EQ(ParseJwt(crit).status(),
-            absl::UnauthenticatedError(
-                "token header names crit extensions, which are not supported"));
+  std::string crit =
+      MintHs256(K().secret, R"({"alg":"HS256","crit":["b64"],"b64":false})", Payload());
+  EXPECT_EQ(
+      ParseJwt(crit).status(),
+      absl::UnauthenticatedError("token header names crit extensions, which are not supported"));
 
   // A correctly signed payload that is not JSON is refused after the signature checks out.
   std::string bad_payload = MintHs256(K().secret, R"({"alg":"HS256"})", "not json");
@@ -264,9 +266,9 @@ TEST(JwtParser, RejectsMalformedBase64AndJson) {
 }
 
 TEST(JwtParser, RefusesATokenLongerThan16KiB) {
-  std::string big = MintHs256(K().secret, R"({"alg":"HS256"})",
-                              Payload(absl::StrCat(R"(,"pad":")", std::string(16 * 1024, 'x'),
-                                                   "\"")));
+  std::string big =
+      MintHs256(K().secret, R"({"alg":"HS256"})",
+                Payload(absl::StrCat(R"(,"pad":")", std::string(kMaxTokenBytes, 'x'), "\"")));
   ASSERT_GT(big.size(), kMaxTokenBytes);
   EXPECT_EQ(ParseJwt(big).status(), absl::UnauthenticatedError("token longer than 16384 bytes"));
 }
@@ -280,8 +282,8 @@ TEST(JwtVerifier, RejectsAnEs256SignatureInDerForm) {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   size_t len = 0;
   ASSERT_EQ(EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, K().ec.get()), 1);
-  ASSERT_EQ(EVP_DigestSign(md, nullptr, &len,
-                           reinterpret_cast<const unsigned char*>(input.data()), input.size()),
+  ASSERT_EQ(EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                           input.size()),
             1);
   std::string der(len, '\0');
   ASSERT_EQ(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(der.data()), &len,

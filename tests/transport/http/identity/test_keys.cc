@@ -7,9 +7,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
-#include <stdlib.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -17,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "src/common/strings.h"
 
-namespace mcpmw::http::identity::testing {
+namespace mcpmw::http::identity::identity_testing {
 namespace {
 
 const unsigned char* Bytes(std::string_view s) {
@@ -58,10 +59,10 @@ std::string Mint(std::string_view header, std::string_view payload,
 }  // namespace
 
 PkeyPtr NewRsaKey(int bits) {
-  return PkeyPtr(EVP_RSA_gen(static_cast<unsigned int>(bits)), EVP_PKEY_free);
+  return {EVP_RSA_gen(static_cast<unsigned int>(bits)), EVP_PKEY_free};
 }
 
-PkeyPtr NewEcKey() { return PkeyPtr(EVP_EC_gen("P-256"), EVP_PKEY_free); }
+PkeyPtr NewEcKey() { return {EVP_EC_gen("P-256"), EVP_PKEY_free}; }
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
@@ -96,7 +97,7 @@ std::string SignHs256(std::string_view secret, std::string_view input) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), Bytes(input), input.size(),
        tag, &len);
-  return std::string(reinterpret_cast<const char*>(tag), len);
+  return {reinterpret_cast<const char*>(tag), len};
 }
 
 std::string SignRs256(EVP_PKEY* key, std::string_view input) { return DigestSign(key, input); }
@@ -137,4 +138,4 @@ void WriteFile(const std::string& path, std::string_view contents) {
   ASSERT_TRUE(out.good()) << path;
 }
 
-}  // namespace mcpmw::http::identity::testing
+}  // namespace mcpmw::http::identity::identity_testing

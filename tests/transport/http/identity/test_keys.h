@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace mcpmw::http::identity::testing {
+namespace mcpmw::http::identity::identity_testing {
 
 using PkeyPtr = std::shared_ptr<EVP_PKEY>;
 
@@ -42,4 +42,4 @@ std::string MintEs256(EVP_PKEY* key, std::string_view header, std::string_view p
 std::string TempDir();
 void WriteFile(const std::string& path, std::string_view contents);
 
-}  // namespace mcpmw::http::identity::testing
+}  // namespace mcpmw::http::identity::identity_testing
