@@ -40,6 +40,9 @@ Usage:
                                             and 2026-07-28 stateless) in front of pooled MCP
                                             servers, with identity, policy, quotas, audit and
                                             /metrics; SIGTERM drains, SIGHUP reloads the policy
+  mcpmw hash-api-key < KEYFILE             print the SHA-256 digest of an API key (read from
+                                            stdin, one trailing newline ignored) for the
+                                            gateway config's identity.apiKeys[].sha256
   mcpmw --help                              this text
   mcpmw --version                           the version
 
@@ -803,6 +806,13 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   }
   if (verb == "serve") {
     return ParseServeVerb(args);
+  }
+  if (verb == "hash-api-key") {
+    if (args.size() != 2) {
+      return Usage("usage: mcpmw hash-api-key < KEYFILE (the key is read from stdin, never from "
+                   "the command line)");
+    }
+    return Command{.verb = Verb::kHashApiKey};
   }
   if (verb == "demo") {
     return Usage(absl::StrCat("`mcpmw ", Sv(verb), "` is not in this build yet; `mcpmw stdio` is"));

@@ -29,7 +29,8 @@ enum class Verb {
   kEval,
   kPoolCheck,
   kPoolRun,
-  kServe
+  kServe,
+  kHashApiKey
 };
 
 // The sidecar's containment flags, applied to the profile built from the server command

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
     case mcpmw::app::Verb::kPoolRun:
       mcpmw::SetDebugLogging(cmd->debug);
       return mcpmw::app::RunPoolRun(*cmd);
+    case mcpmw::app::Verb::kHashApiKey:
+      return mcpmw::app::RunHashApiKey();
     case mcpmw::app::Verb::kServe:
       mcpmw::SetDebugLogging(cmd->debug);
       return mcpmw::app::RunServe(*cmd);

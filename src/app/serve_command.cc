@@ -3,7 +3,10 @@
 #include <sys/signalfd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <iostream>
+#include <iterator>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +20,7 @@
 #include "src/middleware/quota.h"
 #include "src/proxy/governance.h"
 #include "src/transport/http/gateway.h"
+#include "src/transport/http/identity/api_keys.h"
 #include "src/transport/http/gateway_config.h"
 #include "src/transport/http/server.h"
 
@@ -217,6 +221,22 @@ int RunServe(const Command& cmd) {
   }
   LogError("serve: drained; every worker stopped and reaped");
   return code;
+}
+
+int RunHashApiKey() {
+  std::string key(std::istreambuf_iterator<char>(std::cin), {});
+  if (!key.empty() && key.back() == '\n') {
+    key.pop_back();
+    if (!key.empty() && key.back() == '\r') {
+      key.pop_back();
+    }
+  }
+  if (key.empty()) {
+    LogError("hash-api-key: no key on stdin (usage: mcpmw hash-api-key < KEYFILE)");
+    return 2;
+  }
+  std::printf("%s\n", http::identity::HashApiKey(key).c_str());
+  return 0;
 }
 
 }  // namespace mcpmw::app

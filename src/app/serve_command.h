@@ -16,4 +16,8 @@ namespace mcpmw::app {
 // could not start, with the reason logged).
 int RunServe(const Command& cmd);
 
+// `mcpmw hash-api-key`: reads a key from stdin (one trailing newline dropped) and prints its
+// SHA-256 hex digest, what identity.apiKeys[].sha256 holds. Exit 0, or 2 for an empty key.
+int RunHashApiKey();
+
 }  // namespace mcpmw::app

@@ -364,7 +364,7 @@ void Gateway::ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream,
   }
   AuthOutcome auth = deps_.authenticate(request);
   if (!auth.ok) {
-    Headers h = {{"Content-Type", "application/json"}};
+    Headers h = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
     if (!auth.www_authenticate.empty()) {
       h.emplace_back("WWW-Authenticate", auth.www_authenticate);
     }
