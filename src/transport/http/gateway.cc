@@ -731,6 +731,7 @@ void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> st
     case MessageKind::kResponse:
     case MessageKind::kErrorResponse:
       SendToUpstream(b, std::string(payload));
+      ClientCancelled(session, env);
       stream->Respond({.status = 202, .headers = {}, .body = {}});
       return;
     default:
@@ -756,6 +757,7 @@ void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream
       for (auto& b : session.bindings) {
         SendToUpstream(*b, std::string(payload));
       }
+      ClientCancelled(session, env);
     }
     stream->Respond({.status = 202, .headers = {}, .body = {}});
     return;
@@ -1065,6 +1067,31 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
     }
     default:
       return;
+  }
+}
+
+void Gateway::ClientCancelled(Session& session, const Envelope& env) {
+  if (env.method != "notifications/cancelled" || env.request_id.empty()) {
+    return;
+  }
+  // The worker forgets the request (the mux drops its late answer), so mcpmw must too: the
+  // exchange is completed as cancelled and the request's stream ends.
+  for (auto& b : session.bindings) {
+    auto it = session.pending.find(PendingKey(b->index, env.request_id));
+    if (it == session.pending.end() || it->second->kind != Pending::Kind::kCall ||
+        !it->second->fan_key.empty()) {
+      continue;
+    }
+    Pending& p = *it->second;
+    if (p.exchange != nullptr) {
+      deps_.governance->Abandon(*p.exchange, jsonrpc::kRequestCancelled, "cancelled by the client");
+      p.exchange.reset();
+    }
+    CountCall(session, p.method, "cancelled", b->server->name, deps_.clock->Now() - p.started);
+    FinishPending(session, p,
+                  jsonrpc::ErrorResponse(p.client_id, jsonrpc::kRequestCancelled,
+                                         "the request was cancelled by the client"));
+    return;
   }
 }
 

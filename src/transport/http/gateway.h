@@ -144,6 +144,8 @@ class Gateway final : public Handler {
   void FromUpstream(Binding& binding, std::string_view line);
   void UpstreamGone(Binding& binding, std::string_view how);
   void FinishPending(Session& session, Pending& pending, std::string_view json);
+  // A client's notifications/cancelled: its request is complete (as cancelled) here too.
+  void ClientCancelled(Session& session, const jsonrpc::Envelope& env);
   // One server's part of an aggregated tools/list arrived (`result` empty: none).
   void PartDone(Session& session, const std::string& fan_key, const std::string& server,
                 std::string result);
