@@ -10,7 +10,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git clang libclang-
   clang-format clang-tidy liburing-dev libsimdjson-dev libabsl-dev libmimalloc-dev \
   libbenchmark-dev libgtest-dev libgmock-dev libseccomp-dev libssl-dev libre2-dev libhttp-parser-dev procps
 
-.PHONY: all deps deps-apt deps-node build demo test test-release test-asan test-ubsan bench \
+.PHONY: all deps deps-apt deps-node deps-bench build demo test test-release test-asan test-ubsan bench \
   fuzz format tidy clean
 
 all: build
@@ -34,6 +34,23 @@ deps-node: deps-apt
 	   [ tests/integration/package-lock.json -nt tests/integration/node_modules/.package-lock.json ]; then \
 	  echo "make: npm ci in tests/integration"; \
 	  npm ci --prefix tests/integration --no-audit --no-fund --loglevel=error; \
+	fi
+
+# Benchmark fixtures: nginx (the HTTP ceiling) and curl, and the npm gateways the HTTP table
+# compares mcpmw with, exact versions from bench/http/package-lock.json.
+deps-bench: deps-apt
+	@missing=""; command -v nginx >/dev/null 2>&1 || missing="$$missing nginx-light"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root (or install:$$missing)"; exit 1; fi; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@if [ ! -f bench/http/node_modules/.package-lock.json ] || \
+	   [ bench/http/package-lock.json -nt bench/http/node_modules/.package-lock.json ]; then \
+	  echo "make: npm ci in bench/http"; \
+	  npm ci --prefix bench/http --no-audit --no-fund --loglevel=error; \
 	fi
 
 configure-%: deps-apt
@@ -63,7 +80,7 @@ test-ubsan: deps configure-ubsan
 test: test-release test-asan test-ubsan
 	@echo "make test: release, asan and ubsan suites passed"
 
-bench: build
+bench: build deps-bench
 	bench/run_bench.sh build/release
 
 FUZZ_SECONDS ?= 60

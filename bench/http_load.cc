@@ -244,7 +244,13 @@ class ResponseReader {
  public:
   enum class Result { kMore, kDone, kError };
 
-  void Reset() { *this = ResponseReader(); }
+  // Ready for the next response; the body keeps its allocation.
+  void Reset() {
+    std::string body = std::move(body_);
+    body.clear();
+    *this = ResponseReader();
+    body_ = std::move(body);
+  }
 
   // Consumes bytes of `in` from *pos on; kError leaves the reason in error().
   Result Feed(std::string_view in, size_t* pos);
@@ -848,6 +854,7 @@ void HttpLoadRun::OnResponse(uint32_t index, int64_t now) {
   RpcResponse rpc;
   switch (c.phase) {
     case Phase::kInitialize:
+      why_.clear();
       if (resp.status() != 200) {
         Fail("initialize was answered with HTTP " + std::to_string(resp.status()), resp.body());
       }
@@ -909,7 +916,9 @@ void HttpLoadRun::OnCallResult(uint32_t index, bool ok, int64_t now) {
   }
   last_progress_ns_ = now;
   if (!recording_) {
-    ++warmup_calls_;
+    if (issuing_) {  // not yet measuring, rather than measured and draining
+      ++warmup_calls_;
+    }
     return;
   }
   rtt_ns_.push_back(now - conns_[index].sent_ns);

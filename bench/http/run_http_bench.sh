@@ -5,8 +5,8 @@
 #                                               as its last section, so `make bench` prints it)
 #
 # mcpmw-http-load keeps HTTP_CONNECTIONS keep-alive connections, one request in flight on each,
-# against each target in turn; every target is started here on 127.0.0.1 with a free port, waited
-# for (bounded poll of a health URL), measured, and stopped:
+# against one target at a time. The targets, each started here on 127.0.0.1 with a free port and
+# waited for (bounded poll of a health URL):
 #   nginx            static responder (bench/http/nginx.conf.in): GET answered with a fixed
 #                    JSON-RPC result. No MCP at all: the ceiling for HTTP/1.1 on this machine.
 #   supergateway     npm, exact version from bench/http/package-lock.json, --stateful: one
@@ -14,15 +14,17 @@
 #   supergateway-stateless  its default mode: a fresh echo server child for every POST.
 #   mcp-proxy        npm (punkpeye), exact version: every session multiplexed onto one echo server.
 #   mcpmw            `mcpmw serve`, one shared warm echo worker, no policy (allow-all).
-#   mcpmw-governed   the same with bench/governed_bundle.json as the policy.
-#   mcpmw-2026       the plain mcpmw instance again, driven as 2026-07-28 stateless requests.
-# Every MCP target gets a session per connection (initialize, notifications/initialized, then
-# tools/call echo in a loop), except mcpmw-2026. Each target runs HTTP_REPS times back to back (the
-# target stays up; each run has its own warmup) and the table shows the median of each column,
-# with the errors of all runs added up. The bars (mcpmw ≥ 20× supergateway calls/s, mcpmw ≥ 0.5×
-# the nginx ceiling) are reported figures: the script exits 0 whatever they say. A target that
-# cannot run (not installed, not built, `mcpmw serve` missing, not ready in time) becomes a row
-# that says why, and the rest go on.
+#   mcpmw-2026       the same mcpmw process, driven with 2026-07-28 stateless requests.
+#   mcpmw-governed   a second mcpmw with bench/governed_bundle.json as the policy.
+# Every MCP row but mcpmw-2026 runs a session per connection (initialize,
+# notifications/initialized, then tools/call echo in a loop). All targets are started first and
+# stay up (idle) while the others are measured; then HTTP_REPS rounds each measure every target
+# once, interleaved like the end-to-end table, so a change in the machine's background load falls
+# on all of them. The table shows the median of each column and the errors of all runs added up.
+# The bars (mcpmw ≥ 20× supergateway calls/s, mcpmw ≥ 0.5× the nginx ceiling) are reported
+# figures: the script exits 0 whatever they say. A target that cannot run (not installed, not
+# built, `mcpmw serve` missing, not ready in time) becomes a row that says why, and the rest go on.
+# Everything started is stopped at the end, also on SIGTERM or an error.
 #
 # Knobs (environment): HTTP_CONNECTIONS (16), HTTP_SECONDS (3: measured seconds per run),
 # HTTP_WARMUP (1 second per run), HTTP_REPS (3), NGINX_WORKERS (1: nginx worker_processes; the
@@ -69,34 +71,50 @@ WORK=$(mktemp -d)
 ln -s "$(realpath "$BENCH_DIR/mcpmw-echo-server")" "$WORK/echo"
 ECHO=$WORK/echo
 
-TARGET_PID=""
-# Stops the running target: SIGTERM to its process group, SIGKILL after 10 s; then any echo server
-# it left behind. Everything this script started is gone when it returns.
-stop_target() {
-  if [[ -n $TARGET_PID ]]; then
-    kill -TERM -- "-$TARGET_PID" 2>/dev/null
-    for ((i = 0; i < 100; ++i)); do
-      kill -0 "$TARGET_PID" 2>/dev/null || break
-      sleep 0.1
+declare -A PIDS     # target process -> pid, which is also its process group
+declare -A PORT     # row -> port
+declare -A LOADPATH # row -> endpoint path
+declare -A MODE     # row -> mcpmw-http-load --mode
+declare -A LOGFILE  # row -> its target's log
+declare -A RESULTS  # "<row> <metric>" -> newline-separated values, one per run
+declare -A FAILURES # row -> why it has no (complete) result
+ROWS=()
+NOTES=()
+
+# Stops every target: SIGTERM to each process group, SIGKILL to what is left after 10 s; then any
+# echo server a gateway left behind (they exit at end of input once their gateway is gone: 5 s).
+# shellcheck disable=SC2317 # also called from the EXIT trap
+stop_all() {
+  local pid alive left
+  for pid in "${PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null
+  done
+  for ((i = 0; i < 100; ++i)); do
+    alive=0
+    for pid in "${PIDS[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
     done
-    kill -KILL -- "-$TARGET_PID" 2>/dev/null
-    wait "$TARGET_PID" 2>/dev/null
-    TARGET_PID=""
-  fi
-  # Echo servers exit at end of input once their gateway is gone; give them 5 s, then kill them.
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do
+    kill -KILL -- "-$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  PIDS=()
   for ((i = 0; i < 50; ++i)); do
     pgrep -f -- "^$ECHO" >/dev/null || break
     sleep 0.1
   done
-  local left
   left=$(pgrep -f -- "^$ECHO")
   if [[ -n $left ]]; then
     # shellcheck disable=SC2086 # one pid per word
     kill -KILL $left 2>/dev/null
   fi
 }
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-  stop_target
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -115,145 +133,106 @@ free_port() {
   return 1
 }
 
-# start_target NAME CMD...: runs CMD in a process group of its own, stdin from /dev/null (a
-# gateway whose stdin closes may stop), output to $WORK/NAME.log.
-start_target() {
-  local name=$1
-  shift
-  setsid "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-  TARGET_PID=$!
+# skip ROW REASON: a row without a measurement.
+skip() {
+  ROWS+=("$1")
+  FAILURES[$1]=$2
 }
 
-# wait_ready URL: polls until URL answers 200, the target dies, or READY_SECONDS pass.
-wait_ready() {
+# add_row ROW PORT PATH MODE LOG: a row to measure.
+add_row() {
+  ROWS+=("$1")
+  PORT[$1]=$2
+  LOADPATH[$1]=$3
+  MODE[$1]=$4
+  LOGFILE[$1]=$5
+}
+
+# launch NAME PORT READY_PATH CMD...: starts CMD in a process group of its own (stdin from
+# /dev/null: a gateway whose stdin closes may stop; output to $WORK/NAME.log) and polls
+# http://127.0.0.1:PORT/READY_PATH until it answers 200. False, with the reason in LAUNCH_ERROR,
+# when the target dies or is not ready within READY_SECONDS.
+launch() {
+  local name=$1 port=$2 ready=$3
+  shift 3
+  setsid "$@" </dev/null >"$WORK/$name.log" 2>&1 &
+  PIDS[$name]=$!
   local deadline=$((SECONDS + READY_SECONDS))
   while ((SECONDS < deadline)); do
-    if ! kill -0 "$TARGET_PID" 2>/dev/null; then
+    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+      LAUNCH_ERROR="exited at start: $(tail -n 1 "$WORK/$name.log" | cut -c1-160)"
+      NOTES+=("$name log:"$'\n'"$(tail -n 20 "$WORK/$name.log")")
       return 1
     fi
-    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1") == 200 ]]; then
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+      "http://127.0.0.1:$port$ready") == 200 ]]; then
       return 0
     fi
     sleep 0.1
   done
+  LAUNCH_ERROR="not ready within $READY_SECONDS s: $(tail -n 1 "$WORK/$name.log" | cut -c1-160)"
+  NOTES+=("$name log:"$'\n'"$(tail -n 20 "$WORK/$name.log")")
   return 1
 }
 
-# Numeric field `$2` from the one-line JSON object `$1`.
-field() {
-  sed -nE "s/.*\"$2\":([-0-9.eE+]+).*/\1/p" <<<"$1"
-}
-
-# Median of the numbers on stdin, or "-" when there are none.
-median() {
-  sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print "-"; exit }
-    if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 }
-  }'
-}
-
-declare -A RESULTS # "<target> <metric>" -> newline-separated values, one per run
-declare -A FAILURES
-TARGETS=()
-NOTES=()
-
-# measure TARGET PORT PATH MODE: HTTP_REPS runs of the load generator against the running target.
-measure() {
-  local target=$1 port=$2 path=$3 mode=$4 out err rc
-  TARGETS+=("$target")
-  for ((rep = 1; rep <= REPS; ++rep)); do
-    err=$(mktemp)
-    out=$("$LOAD" --port "$port" --path "$path" --mode "$mode" --connections "$CONNECTIONS" \
-      --duration "$SECONDS_PER_RUN" --warmup "$WARMUP" --json 2>"$err")
-    rc=$?
-    if [[ $rc -ne 0 || -z $out ]]; then
-      FAILURES[$target]="failed: $(grep -m1 FAIL "$err" | sed 's/^mcpmw-http-load: //' | cut -c1-160)"
-      NOTES+=("$target: $(head -c 2000 "$err")"$'\n'"target log:"$'\n'"$(tail -n 20 "$WORK/$target.log" 2>/dev/null)")
-      rm -f "$err"
-      return
-    fi
-    if [[ -s $err ]]; then
-      NOTES+=("$target run $rep: $(head -c 600 "$err")")
-    fi
-    rm -f "$err"
-    for metric in calls_per_s p50_us p99_us errors; do
-      RESULTS["$target $metric"]+="$(field "$out" "$metric")"$'\n'
-    done
-  done
-}
-
-# skip TARGET REASON
-skip() {
-  TARGETS+=("$1")
-  FAILURES[$1]=$2
-}
-
-# run_target NAME READY_URL_PATH LOAD_PATH MODE CMD...: start, wait, measure, stop.
-run_target() {
-  local name=$1 ready=$2 path=$3 mode=$4 port
-  shift 4
+# gateway ROW READY_PATH MODE CMD...: launches a gateway whose CMD has @PORT@ where its port goes.
+gateway() {
+  local row=$1 ready=$2 mode=$3 port word
+  shift 3
   if ! port=$(free_port); then
-    skip "$name" "no free port found"
+    skip "$row" "no free port found"
     return
   fi
   local cmd=()
   for word in "$@"; do
     cmd+=("${word//@PORT@/$port}")
   done
-  start_target "$name" "${cmd[@]}"
-  if ! wait_ready "http://127.0.0.1:$port$ready"; then
-    skip "$name" "not ready within $READY_SECONDS s: $(tail -n 1 "$WORK/$name.log" | cut -c1-160)"
-    NOTES+=("$name log:"$'\n'"$(tail -n 20 "$WORK/$name.log")")
-    stop_target
-    return
+  if launch "$row" "$port" "$ready" "${cmd[@]}"; then
+    add_row "$row" "$port" /mcp "$mode" "$WORK/$row.log"
+  else
+    skip "$row" "$LAUNCH_ERROR"
   fi
-  measure "$name" "$port" "$path" "$mode"
-  stop_target
-}
-
-pkg_version() {
-  node -p "require('$NODE_MODULES/$1/package.json').version" 2>/dev/null || echo "?"
 }
 
 # nginx: the ceiling.
 if ! command -v nginx >/dev/null 2>&1; then
   skip nginx "nginx is not installed (\`make deps-bench\` installs nginx-light)"
+elif ! port=$(free_port); then
+  skip nginx "no free port found"
 else
   mkdir -p "$WORK/nginx"
-  port=$(free_port)
   sed -e "s|@DIR@|$WORK/nginx|g; s|@PORT@|$port|g; s|@WORKERS@|$NGINX_WORKERS|g" \
     "$ROOT/bench/http/nginx.conf.in" >"$WORK/nginx/nginx.conf"
-  start_target nginx nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
-  if wait_ready "http://127.0.0.1:$port/readyz"; then
-    measure nginx "$port" /mcp static
+  if launch nginx "$port" /readyz nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+    -e "$WORK/nginx/error.log"; then
+    add_row nginx "$port" /mcp static "$WORK/nginx/error.log"
   else
-    skip nginx "not ready within $READY_SECONDS s: $(tail -n 1 "$WORK/nginx/error.log" | cut -c1-160)"
+    skip nginx "$LAUNCH_ERROR"
   fi
-  stop_target
 fi
 
 # The npm gateways.
 SUPERGATEWAY=$NODE_MODULES/supergateway/dist/index.js
 MCP_PROXY=$NODE_MODULES/mcp-proxy/dist/bin/mcp-proxy.mjs
 if ! command -v node >/dev/null 2>&1; then
-  for t in supergateway supergateway-stateless mcp-proxy; do
-    skip "$t" "node is not installed (\`make deps\`)"
+  for row in supergateway supergateway-stateless mcp-proxy; do
+    skip "$row" "node is not installed (\`make deps\`)"
   done
 else
   if [[ -f $SUPERGATEWAY ]]; then
     # --logLevel none: the default (info) writes a log line per message.
-    run_target supergateway /readyz /mcp mcp node "$SUPERGATEWAY" --stdio "$ECHO" \
+    gateway supergateway /readyz mcp node "$SUPERGATEWAY" --stdio "$ECHO" \
       --outputTransport streamableHttp --stateful --port @PORT@ --healthEndpoint /readyz \
       --logLevel none
-    run_target supergateway-stateless /readyz /mcp mcp node "$SUPERGATEWAY" --stdio "$ECHO" \
+    gateway supergateway-stateless /readyz mcp node "$SUPERGATEWAY" --stdio "$ECHO" \
       --outputTransport streamableHttp --port @PORT@ --healthEndpoint /readyz --logLevel none
   else
-    for t in supergateway supergateway-stateless; do
-      skip "$t" "$SUPERGATEWAY is missing (\`make deps-bench\` runs npm ci in bench/http)"
+    for row in supergateway supergateway-stateless; do
+      skip "$row" "$SUPERGATEWAY is missing (\`make deps-bench\` runs npm ci in bench/http)"
     done
   fi
   if [[ -f $MCP_PROXY ]]; then
-    run_target mcp-proxy /ping /mcp mcp node "$MCP_PROXY" --host 127.0.0.1 --port @PORT@ \
+    gateway mcp-proxy /ping mcp node "$MCP_PROXY" --host 127.0.0.1 --port @PORT@ \
       --server stream -- "$ECHO"
   else
     skip mcp-proxy "$MCP_PROXY is missing (\`make deps-bench\` runs npm ci in bench/http)"
@@ -266,7 +245,7 @@ if [[ -z $MCPMW ]]; then
   MCPMW_SKIP="mcpmw is not built ($MCPMW_BIN is missing)"
 elif ! help=$("$MCPMW" serve --help 2>&1) && [[ $help != *"usage: mcpmw serve"* ]]; then
   # A build whose serve rejects --help but prints its usage still has serve: the readiness poll
-  # below is the real check.
+  # is the real check.
   MCPMW_SKIP="\`mcpmw serve --help\` fails: $(head -n 1 <<<"$help" | cut -c1-120)"
 fi
 # mcpmw_config PORT [POLICY]: a serve config with one shared, prewarmed echo worker.
@@ -287,36 +266,74 @@ mcpmw_config() {
 }
 EOF
 }
-run_mcpmw() {  # run_mcpmw NAME POLICY(or empty) [NAME_2026]
+# mcpmw_rows NAME POLICY(or empty) [NAME_2026]
+mcpmw_rows() {
   local name=$1 policy=$2 name_2026=${3:-} port
+  if [[ -z $MCPMW_SKIP ]] && ! port=$(free_port); then
+    MCPMW_SKIP="no free port found"
+  fi
   if [[ -n $MCPMW_SKIP ]]; then
     skip "$name" "$MCPMW_SKIP"
     [[ -n $name_2026 ]] && skip "$name_2026" "$MCPMW_SKIP"
     return
   fi
-  if ! port=$(free_port); then
-    skip "$name" "no free port found"
-    return
-  fi
   mcpmw_config "$port" "$policy" >"$WORK/$name.json"
-  start_target "$name" "$MCPMW" serve --config "$WORK/$name.json"
-  if ! wait_ready "http://127.0.0.1:$port/readyz"; then
-    skip "$name" "not ready within $READY_SECONDS s: $(tail -n 1 "$WORK/$name.log" | cut -c1-160)"
+  if launch "$name" "$port" /readyz "$MCPMW" serve --config "$WORK/$name.json"; then
+    add_row "$name" "$port" /servers/echo/mcp mcp "$WORK/$name.log"
+    [[ -n $name_2026 ]] && add_row "$name_2026" "$port" /servers/echo/mcp mcp-stateless \
+      "$WORK/$name.log"
+  else
+    skip "$name" "$LAUNCH_ERROR"
     [[ -n $name_2026 ]] && skip "$name_2026" "see $name"
-    NOTES+=("$name log:"$'\n'"$(tail -n 20 "$WORK/$name.log")")
-    stop_target
+  fi
+}
+mcpmw_rows mcpmw "" mcpmw-2026
+mcpmw_rows mcpmw-governed "$ROOT/bench/governed_bundle.json"
+
+# Numeric field `$2` from the one-line JSON object `$1`.
+field() {
+  sed -nE "s/.*\"$2\":([-0-9.eE+]+).*/\1/p" <<<"$1"
+}
+
+# measure ROW REP: one run of the load generator against the row's target.
+measure() {
+  local row=$1 rep=$2 out rc err=$WORK/load.err
+  out=$("$LOAD" --port "${PORT[$row]}" --path "${LOADPATH[$row]}" --mode "${MODE[$row]}" \
+    --connections "$CONNECTIONS" --duration "$SECONDS_PER_RUN" --warmup "$WARMUP" --json \
+    2>"$err")
+  rc=$?
+  if [[ $rc -ne 0 || -z $out ]]; then
+    FAILURES[$row]="run $rep failed: $(grep -m1 FAIL "$err" | sed 's/^mcpmw-http-load: //' |
+      cut -c1-160)"
+    NOTES+=("$row run $rep: $(head -c 2000 "$err")"$'\n'"target log:"$'\n'"$(tail -n 20 \
+      "${LOGFILE[$row]}" 2>/dev/null)")
     return
   fi
-  measure "$name" "$port" /servers/echo/mcp mcp
-  if [[ -n $name_2026 ]]; then
-    cp "$WORK/$name.log" "$WORK/$name_2026.log" 2>/dev/null
-    measure "$name_2026" "$port" /servers/echo/mcp mcp-stateless
+  if [[ -s $err ]]; then
+    NOTES+=("$row run $rep: $(head -c 600 "$err")")
   fi
-  stop_target
+  for metric in calls_per_s p50_us p99_us errors; do
+    RESULTS["$row $metric"]+="$(field "$out" "$metric")"$'\n'
+  done
 }
-run_mcpmw mcpmw "" mcpmw-2026
-run_mcpmw mcpmw-governed "$ROOT/bench/governed_bundle.json"
 
+for ((rep = 1; rep <= REPS; ++rep)); do
+  for row in "${ROWS[@]}"; do
+    # A row that failed once (or never started) is not run again.
+    if [[ -n ${PORT[$row]:-} && -z ${FAILURES[$row]:-} ]]; then
+      measure "$row" "$rep"
+    fi
+  done
+done
+stop_all
+
+# Median of the numbers on stdin, or "-" when there are none.
+median() {
+  sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "-"; exit }
+    if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 }
+  }'
+}
 med() {
   printf '%s' "${RESULTS["$1 $2"]:-}" | grep -v '^$' | median
 }
@@ -326,28 +343,34 @@ sum() {
 ratio() { # ratio a b, or "-" when either is missing
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f×", a / b }'
 }
+raw_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else print a / b }'
+}
+pkg_version() {
+  node -p "require('$NODE_MODULES/$1/package.json').version" 2>/dev/null || echo "?"
+}
 
 SG=$(med supergateway calls_per_s)
 NGINX=$(med nginx calls_per_s)
 echo "| target | calls/s | p50 µs | p99 µs | vs supergateway | vs nginx | errors |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-for target in "${TARGETS[@]}"; do
-  failure=${FAILURES[$target]:-}
-  if [[ -z ${RESULTS["$target calls_per_s"]:-} ]]; then
-    echo "| $target | ${failure:-no result} | | | | | |"
+for row in "${ROWS[@]}"; do
+  if [[ -z ${RESULTS["$row calls_per_s"]:-} ]]; then
+    echo "| $row | ${FAILURES[$row]:-no result} | | | | | |"
     continue
   fi
-  tput=$(med "$target" calls_per_s)
-  echo "| $target | $tput | $(med "$target" p50_us) | $(med "$target" p99_us)" \
-    "| $(ratio "$tput" "$SG") | $(ratio "$tput" "$NGINX") | $(sum "$target" errors) |"
+  tput=$(med "$row" calls_per_s)
+  echo "| $row | $tput | $(med "$row" p50_us) | $(med "$row" p99_us)" \
+    "| $(ratio "$tput" "$SG") | $(ratio "$tput" "$NGINX") | $(sum "$row" errors) |"
 done
 echo
 echo "- versions: supergateway $(pkg_version supergateway), mcp-proxy $(pkg_version mcp-proxy)," \
   "$(nginx -v 2>&1 | sed 's|nginx version: ||'), node $(node --version 2>/dev/null || echo '-')," \
   "mcpmw ${MCPMW:-(none)} (tree at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "- each MCP target fronts \`mcpmw-echo-server\` over stdio and is called with tools/call echo" \
-  "\`{\"text\":\"hello\"}\` on a session per connection (2025-06-18), one request in flight per" \
-  "connection; a call counts when the answer (JSON or SSE) carries its id and the echoed text"
+  "\`{\"text\":\"hello\"}\`, one request in flight per connection, on a session per connection" \
+  "(2025-06-18) except mcpmw-2026; a call counts when the answer (JSON or SSE) carries its id and" \
+  "the echoed text"
 echo "- nginx: worker_processes $NGINX_WORKERS, \`return 200\` of a fixed JSON-RPC result to GET," \
   "keep-alive; no MCP: the ceiling"
 echo "- supergateway: \`--stateful\` (a session, and an echo server child, per connection; the" \
@@ -356,12 +379,13 @@ echo "- supergateway: \`--stateful\` (a session, and an echo server child, per c
 echo "- mcp-proxy: defaults (\`--server stream\`; its resumability event store on), all sessions" \
   "multiplexed onto one echo server"
 echo "- mcpmw: \`mcpmw serve\`, one shared echo worker (minWarm 1, maxWorkers 1, prewarm" \
-  "initialize), anonymous identity, endpoint /servers/echo/mcp; mcpmw-governed adds" \
-  "bench/governed_bundle.json as the policy; mcpmw-2026 drives the plain instance with" \
-  "2026-07-28 stateless requests"
-echo "- $SECONDS_PER_RUN s measured after $WARMUP s warmup per run; load generator and targets" \
-  "share the machine's $(nproc) CPUs; load average $LOAD_BEFORE before the section," \
-  "$(cut -d' ' -f1-3 /proc/loadavg) after"
+  "initialize), anonymous identity, endpoint /servers/echo/mcp; mcpmw-2026 drives the same" \
+  "process with 2026-07-28 stateless requests; mcpmw-governed is a second process with" \
+  "bench/governed_bundle.json as the policy"
+echo "- $REPS rounds, each measuring every target once for $SECONDS_PER_RUN s after $WARMUP s" \
+  "warmup, all targets up throughout; load generator and targets share the machine's" \
+  "$(nproc) CPUs; load average $LOAD_BEFORE before the section, $(cut -d' ' -f1-3 /proc/loadavg)" \
+  "after"
 echo
 echo "### HTTP bars"
 echo
@@ -371,9 +395,6 @@ bar() {
     if (v == "-") { printf "- %s: n/a (no measurement)\n", name; exit }
     printf "- %s: %s (%.2f×)\n", name, (v + 0 >= bar) ? "PASS" : "FAIL", v
   }'
-}
-raw_ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else print a / b }'
 }
 if [[ -z ${RESULTS["mcpmw calls_per_s"]:-} ]]; then
   echo "- mcpmw ≥ 20× supergateway: n/a (mcpmw: ${FAILURES[mcpmw]:-no result})"

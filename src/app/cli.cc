@@ -687,6 +687,8 @@ absl::StatusOr<Command> ParseServeVerb(const std::vector<std::string_view>& args
       cmd.serve_config = std::string(v);
     } else if (args[p.i] == "--debug") {
       cmd.debug = true;
+    } else if (args[p.i] == "--help" || args[p.i] == "-h") {
+      return Command{.verb = Verb::kHelp};
     } else {
       return Usage(absl::StrCat("unknown option `", Sv(args[p.i]), "` for `mcpmw serve`; ",
                                 Sv(kServeUsage)));

@@ -21,7 +21,7 @@ import {
 import {
   ACCEPT_BOTH,
   claimsFor,
-  denyGetEnvBundle,
+  denyTinyImageBundle,
   everythingProfile,
   identityConfig,
   makeSigningKeys,
@@ -29,6 +29,7 @@ import {
   postJson,
   rawRequest,
   signJwt,
+  socketExchange,
   sseReader,
   startGateway,
 } from './lib/gateway.mjs';
@@ -73,6 +74,24 @@ async function rpcAnswer(res, id) {
     }
   }
 }
+
+/**
+ * The next SSE event that carries a notifications/progress. Other server messages may share a
+ * request's stream (server-everything's notifications/tools/list_changed right after
+ * initialization rides on the first request still open).
+ */
+async function nextProgress(sse, timeoutMs = 5000) {
+  return within(timeoutMs, 'a progress notification on the SSE stream', (async () => {
+    for (;;) {
+      const ev = await sse.next();
+      if (ev === null) throw new Error('the SSE stream ended before a progress notification');
+      if (ev.data && JSON.parse(ev.data).method === 'notifications/progress') return ev;
+    }
+  })());
+}
+
+const progressOf = (messages) =>
+  messages.filter((m) => m.method === 'notifications/progress').map((m) => m.params.progress);
 
 /**
  * A 2025-era session opened with raw HTTP (initialize + notifications/initialized).
@@ -154,7 +173,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
 
   before(async () => {
     gw = await startGateway(gatewayConfig, {
-      files: { 'jwks.json': keys.jwks, 'bundle.json': denyGetEnvBundle() },
+      files: { 'jwks.json': keys.jwks, 'bundle.json': denyTinyImageBundle() },
     });
   });
 
@@ -205,13 +224,14 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       assert.match(sdk.transport.sessionId ?? '', /^[0-9a-f]{32}$/);
     });
 
-    test('tools/list lists the reference tools', T, async () => {
+    test('tools/list lists the reference tools, without the one the policy denies', T, async () => {
       const { tools } = await sdk.client.listTools();
       const names = tools.map((t) => t.name);
       for (const expected of ['echo', 'get-sum', 'trigger-long-running-operation',
         'trigger-sampling-request', 'trigger-elicitation-request', 'get-env']) {
         assert.ok(names.includes(expected), `tool ${expected} missing from ${names.join(', ')}`);
       }
+      assert.ok(!names.includes('get-tiny-image'), `the denied tool is listed: ${names.join(', ')}`);
     });
 
     test('tools/call echo', T, async () => {
@@ -220,11 +240,11 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
     });
 
     test('a policy-denied tool gets the policy\'s JSON-RPC error', T, async () => {
-      const err = await sdk.client.callTool({ name: 'get-env', arguments: {} }).then(
-        () => assert.fail('get-env was not denied'), (e) => e);
+      const err = await sdk.client.callTool({ name: 'get-tiny-image', arguments: {} }).then(
+        () => assert.fail('get-tiny-image was not denied'), (e) => e);
       assert.ok(err instanceof McpError, `not an McpError: ${err}`);
       assert.equal(err.code, -32011);
-      assert.match(err.message, /Reading the server environment is not allowed/);
+      assert.match(err.message, /Images from the everything server are not allowed/);
     });
 
     test('sampling/createMessage from the server is answered by the client handler', T, async () => {
@@ -241,8 +261,11 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       assert.equal(json.model, 'mcpmw-test-model');
       assert.equal(json.content.text, 'sampled-by-test-client 42');
       // The client's answer went back as a POST the gateway accepted with 202.
-      const answer = sdk.requests.find((r) => r.body?.result?.model === 'mcpmw-test-model');
-      assert.equal(answer?.status, 202);
+      // (recorded when its fetch resolves, which may be after the tool result arrived)
+      const answer = await waitFor(
+        () => sdk.requests.find((r) => r.body?.result?.model === 'mcpmw-test-model'), 5000,
+        'the POST of the sampling answer');
+      assert.equal(answer.status, 202);
     });
 
     test('elicitation/create from the server is answered by the client handler', T, async () => {
@@ -288,7 +311,20 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       // The server never answers a cancelled request, so the gateway must forget it itself;
       // otherwise a SIGTERM drain waits for it until drainTimeoutMs.
       await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 0,
-        6000, 'mcpmw_gateway_in_flight to return to 0 after the cancellation');
+        2000, 'mcpmw_gateway_in_flight to return to 0 after the cancellation');
+    });
+
+    test('100 concurrent calls on one session all get their own answer', T, async () => {
+      const calls = [];
+      for (let i = 0; i < 100; i++) {
+        calls.push(i % 2 === 0
+          ? sdk.client.callTool({ name: 'echo', arguments: { message: `concurrent-${i}` } })
+            .then((r) => [i, r.content[0].text, `Echo: concurrent-${i}`])
+          : sdk.client.callTool({ name: 'get-sum', arguments: { a: i, b: 1000 * i } })
+            .then((r) => [i, r.content[0].text, `The sum of ${i} and ${1000 * i} is ${1001 * i}.`]));
+      }
+      const results = await withStderrOnFailure(gw.stderr, () => Promise.all(calls));
+      for (const [i, got, want] of results) assert.equal(got, want, `call ${i}`);
     });
 
     test('1 MiB argument round trip comes back exactly', T, async () => {
@@ -321,9 +357,8 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
         assert.equal(res.status, 200);
         assert.match(res.headers.get('content-type'), /^text\/event-stream/);
         const sse = sseReader(res);
-        let first;
-        while (!(first = await sse.next())?.data) { /* skip comments-only blocks */ }
-        assert.ok(first.id, 'the first event carries an id');
+        const first = await nextProgress(sse);
+        assert.ok(first.id, 'the event carries an id');
         assert.equal(JSON.parse(first.data).params.progress, 1);
         ac.abort();  // the connection drops; the call keeps running in the gateway
         await sse.cancel();
@@ -339,7 +374,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
           for (let ev; (ev = await rest.next()) !== null;) if (ev.data) events.push(ev);
         })());
         const messages = events.map((e) => JSON.parse(e.data));
-        assert.deepEqual(messages.filter((m) => m.method).map((m) => m.params.progress), [2, 3, 4]);
+        assert.deepEqual(progressOf(messages), [2, 3, 4]);
         const final = messages.at(-1);
         assert.equal(final.id, 7);
         assert.equal(final.result.content[0].text, LONG_DONE(2, 4));
@@ -357,8 +392,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       const res = await postJson(gw.base, EVERYTHING, callBody(9, 'resume-2', 1, 4), s.headers,
         { signal: ac.signal });
       const sse = sseReader(res);
-      let first;
-      while (!(first = await sse.next())?.data) { /* skip */ }
+      const first = await nextProgress(sse);
       ac.abort();
       await sse.cancel();
       // A new SDK transport on the same session: connect() skips initialize when the session
@@ -370,15 +404,13 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       const client = new Client({ name: 'resumer', version: '1.0.0' });
       client.onerror = () => {};
       await client.connect(transport);
-      const tokens = [];
       try {
+        // (SDK 1.32 does not report the resumed stream's event ids to onresumptiontoken.)
         const result = await client.request(
           { method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 4 } } },
           CallToolResultSchema,
-          { resumptionToken: first.id, onresumptiontoken: (t) => tokens.push(t), timeout: 10_000 });
+          { resumptionToken: first.id, timeout: 10_000 });
         assert.equal(result.content[0].text, LONG_DONE(1, 4));
-        assert.ok(tokens.length >= 1 && tokens.every((t) => Number(t) > Number(first.id)),
-          `resumption tokens after ${first.id}: ${tokens}`);
       } finally {
         await client.close();
         assert.equal(await s.close(), 204);
@@ -392,8 +424,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
         const res = await postJson(gw.base, EVERYTHING, callBody(11, 'resume-3', 2, 4), s.headers,
           { signal: ac.signal });
         const sse = sseReader(res);
-        let first;
-        while (!(first = await sse.next())?.data) { /* skip */ }
+        const first = await nextProgress(sse);
         // A half-open connection, as after a network drop the server has not seen yet: the
         // client resumes while the original POST's socket is still open.
         const resumed = await fetch(new URL(EVERYTHING, gw.base), {
@@ -401,18 +432,109 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
         });
         assert.equal(resumed.status, 200);
         const rest = sseReader(resumed);
-        let second;
-        while (!(second = await within(5000, 'progress 2 on the resumed stream', rest.next()))?.data) { /* skip */ }
+        const second = await nextProgress(rest);
         assert.equal(JSON.parse(second.data).params.progress, 2);
         ac.abort();  // now the old connection goes away
         await sse.cancel();
         const events = [];
         await within(8000, 'the resumed stream to deliver the rest and end', (async () => {
           for (let ev; (ev = await rest.next()) !== null;) if (ev.data) events.push(ev);
-        })());
+        })()).catch((err) => {
+          err.message += `; it delivered only ${JSON.stringify(events.map((e) => e.data))}`;
+          throw err;
+        });
         const messages = events.map((e) => JSON.parse(e.data));
-        assert.deepEqual(messages.filter((m) => m.method).map((m) => m.params.progress), [3, 4]);
+        assert.deepEqual(progressOf(messages), [3, 4]);
         assert.equal(messages.at(-1).result.content[0].text, LONG_DONE(2, 4));
+      } finally {
+        assert.equal(await s.close(), 204);
+      }
+    });
+  });
+
+  describe('2025-era request rules', () => {
+    test('resuming after the call finished replays the buffered events and ends the stream', T, async () => {
+      const s = await rawSession(gw, EVERYTHING, bearer(tokenA));
+      try {
+        const ac = new AbortController();
+        const res = await postJson(gw.base, EVERYTHING, {
+          jsonrpc: '2.0', id: 21, method: 'tools/call',
+          params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 }, _meta: { progressToken: 'late' } },
+        }, s.headers, { signal: ac.signal });
+        const sse = sseReader(res);
+        const first = await nextProgress(sse);
+        ac.abort();
+        await sse.cancel();
+        await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 0,
+          5000, 'the call to finish while nobody listens');
+        const resumed = await fetch(new URL(EVERYTHING, gw.base), {
+          headers: { ...s.headers, Accept: 'text/event-stream', 'Last-Event-ID': first.id },
+        });
+        assert.equal(resumed.status, 200);
+        const rest = sseReader(resumed);
+        const messages = [];
+        await within(3000, 'the replay to end', (async () => {
+          for (let ev; (ev = await rest.next()) !== null;) if (ev.data) messages.push(JSON.parse(ev.data));
+        })());
+        assert.deepEqual(progressOf(messages), [2, 3]);
+        assert.equal(messages.at(-1).id, 21);
+        assert.equal(messages.at(-1).result.content[0].text, LONG_DONE(1, 3));
+        const bogus = await fetch(new URL(EVERYTHING, gw.base), {
+          headers: { ...s.headers, Accept: 'text/event-stream', 'Last-Event-ID': '999999' },
+        });
+        assert.equal(bogus.status, 404, 'an event id the session never sent');
+        await bogus.arrayBuffer();
+      } finally {
+        assert.equal(await s.close(), 204);
+      }
+    });
+
+    test('one GET stream per session: a second is refused with 409', T, async () => {
+      const s = await rawSession(gw, EVERYTHING, bearer(tokenA));
+      const ac = new AbortController();
+      try {
+        const get1 = await fetch(new URL(EVERYTHING, gw.base),
+          { headers: { ...s.headers, Accept: 'text/event-stream' }, signal: ac.signal });
+        assert.equal(get1.status, 200);
+        assert.match(get1.headers.get('content-type'), /^text\/event-stream/);
+        const get2 = await fetch(new URL(EVERYTHING, gw.base),
+          { headers: { ...s.headers, Accept: 'text/event-stream' } });
+        assert.equal(get2.status, 409);
+        await get2.arrayBuffer();
+        const noAccept = await fetch(new URL(EVERYTHING, gw.base),
+          { headers: { ...s.headers, Accept: 'application/json' } });
+        assert.equal(noAccept.status, 406);
+        await noAccept.arrayBuffer();
+      } finally {
+        ac.abort();
+        assert.equal(await s.close(), 204);
+      }
+    });
+
+    test('bad requests: a wrong Accept, a batch, an unknown protocol version, a body over maxBodyBytes', T, async () => {
+      const s = await rawSession(gw, EVERYTHING, bearer(tokenA));
+      try {
+        const echo = { jsonrpc: '2.0', id: 31, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } };
+        const jsonOnly = await postJson(gw.base, EVERYTHING, echo, { ...s.headers, Accept: 'application/json' });
+        assert.equal(jsonOnly.status, 406);
+        await jsonOnly.arrayBuffer();
+        const batch = await postJson(gw.base, EVERYTHING, [echo], s.headers);
+        assert.equal(batch.status, 400);
+        assert.equal((await batch.json()).error.code, -32600);
+        const version = await postJson(gw.base, EVERYTHING, echo, { ...s.headers, 'MCP-Protocol-Version': '1999-01-01' });
+        assert.equal(version.status, 400);
+        assert.equal((await version.json()).error.code, -32022);
+        // Announced only: a client writing the whole body gets EPIPE once mcpmw closes, and
+        // fetch then loses the answer, so the check reads the raw socket.
+        const huge = await socketExchange(gw.port,
+          `POST ${EVERYTHING} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: ${ACCEPT_BOTH}\r\n` +
+          `Content-Type: application/json\r\nAuthorization: Bearer ${tokenA}\r\n` +
+          `Mcp-Session-Id: ${s.sid}\r\nContent-Length: ${5 * 1024 * 1024}\r\n\r\n`);
+        assert.match(huge, /^HTTP\/1\.1 413 /);
+        assert.match(huge, /exceeds 4194304 bytes/);
+        // The session still works afterwards.
+        const ok = await postJson(gw.base, EVERYTHING, echo, s.headers);
+        assert.equal((await rpcAnswer(ok, 31)).result.content[0].text, 'Echo: x');
       } finally {
         assert.equal(await s.close(), 204);
       }
@@ -569,7 +691,13 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
   describe('the aggregated /mcp endpoint', () => {
     let sdk;
     before(async () => {
-      sdk = sdkClient(gw, '/mcp', bearer(tokenA));
+      sdk = sdkClient(gw, '/mcp', bearer(tokenA), { sampling: {} });
+      sdk.client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+        model: 'aggregated-model',
+        role: 'assistant',
+        content: { type: 'text', text: `aggregated answer to ${req.params.messages[0].content.text}` },
+        stopReason: 'endTurn',
+      }));
       await withStderrOnFailure(gw.stderr,
         () => sdk.client.connect(sdk.transport, { timeout: 15_000 }));
     });
@@ -580,9 +708,12 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
     test('tools/list shows every server\'s tools as <server>__<tool>', T, async () => {
       const { tools } = await withStderrOnFailure(gw.stderr, () => sdk.client.listTools());
       const names = tools.map((t) => t.name);
-      for (const expected of ['everything__echo', 'everything__get-sum', 'second__echo', 'second__get-sum']) {
+      for (const expected of ['everything__echo', 'everything__get-sum', 'second__echo',
+        'second__get-sum', 'second__get-tiny-image']) {
         assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
       }
+      assert.ok(!names.includes('everything__get-tiny-image'),
+        `the tool the policy denies on everything is listed: ${names.join(', ')}`);
       assert.ok(names.every((n) => /^(everything|second)__/.test(n)), names.join(', '));
     });
 
@@ -594,11 +725,55 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
     });
 
     test('the policy-denied tool gets a JSON-RPC error with the policy\'s reason', T, async () => {
-      const err = await sdk.client.callTool({ name: 'everything__get-env', arguments: {} }).then(
-        () => assert.fail('everything__get-env was not denied'), (e) => e);
+      const err = await sdk.client.callTool({ name: 'everything__get-tiny-image', arguments: {} }).then(
+        () => assert.fail('everything__get-tiny-image was not denied'), (e) => e);
       assert.ok(err instanceof McpError, `not an McpError: ${err}`);
       assert.equal(err.code, -32011);
-      assert.match(err.message, /Reading the server environment is not allowed through the gateway/);
+      assert.match(err.message, /Images from the everything server are not allowed through the gateway/);
+      // The rule names the server: the same tool on `second` is allowed.
+      const ok = await sdk.client.callTool({ name: 'second__get-tiny-image', arguments: {} });
+      assert.ok(ok.content.some((c) => c.type === 'image' && c.mimeType === 'image/png'),
+        JSON.stringify(ok.content.map((c) => c.type)));
+    });
+
+    test('a server-to-client request (sampling) and progress pass through /mcp', T, async () => {
+      const res = await sdk.client.callTool({
+        name: 'second__trigger-sampling-request',
+        arguments: { prompt: 'ping from second', maxTokens: 5 },
+      });
+      const text = res.content[0].text;
+      assert.match(text, /^LLM sampling result:/);
+      const json = JSON.parse(text.slice(text.indexOf('{')));
+      assert.equal(json.model, 'aggregated-model');
+      assert.match(json.content.text, /ping from second/);
+      // The client saw a gateway-made request id, not the worker's.
+      const answer = await waitFor(
+        () => sdk.requests.find((r) => r.body?.result?.model === 'aggregated-model'), 5000,
+        'the POST of the sampling answer');
+      assert.equal(answer.status, 202);
+      assert.match(String(answer.body.id), /^s2c-\d+$/);
+
+      const progress = [];
+      const long = await sdk.client.callTool(
+        { name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 3 } },
+        undefined, { onprogress: (p) => progress.push(p.progress) });
+      assert.equal(long.content[0].text, LONG_DONE(1, 3));
+      assert.ok(progress.length >= 2 && progress.every((p, i) => p === i + 1), JSON.stringify(progress));
+    });
+
+    test('cancellation on /mcp: the call rejects and nothing stays in flight', T, async () => {
+      const ac = new AbortController();
+      const pending = sdk.client.callTool(
+        { name: 'second__trigger-long-running-operation', arguments: { duration: 3, steps: 3 } },
+        undefined, { signal: ac.signal });
+      await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 1,
+        5000, 'the call to be in flight');
+      ac.abort('test cancels');
+      await assert.rejects(pending);
+      await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 0,
+        2000, 'mcpmw_gateway_in_flight to return to 0 after the cancellation');
+      const res = await sdk.client.callTool({ name: 'second__echo', arguments: { message: 'after cancel' } });
+      assert.equal(res.content[0].text, 'Echo: after cancel');
     });
 
     test('an unknown tool is an error naming it', T, async () => {
@@ -667,8 +842,24 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       assert.equal(body.error.code, -32020);
     });
 
+    test('closing the answer stream cancels a stateless request', T, async () => {
+      const ac = new AbortController();
+      const res = await postJson(gw.base, EVERYTHING,
+        { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 6, steps: 6 }, _meta: { ...meta, progressToken: 'q' } } },
+        { ...bearer(tokenA), 'MCP-Protocol-Version': V, 'Mcp-Method': 'tools/call', 'Mcp-Name': 'trigger-long-running-operation' },
+        { signal: ac.signal });
+      const sse = sseReader(res);
+      await nextProgress(sse, 5000);
+      const m0 = await metrics(gw);
+      assert.equal(metricValue(m0.text, 'mcpmw_gateway_in_flight'), 1);
+      ac.abort();
+      await sse.cancel();
+      await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 0,
+        2000, 'the stateless request to be dropped when its stream closed');
+    });
+
     test('a policy-denied tool is refused statelessly too', T, async () => {
-      const res = await send('tools/call', { name: 'get-env', arguments: {} }, { name: 'get-env', id: 6 });
+      const res = await send('tools/call', { name: 'get-tiny-image', arguments: {} }, { name: 'get-tiny-image', id: 6 });
       assert.equal(res.status, 200);
       const body = await res.json();
       assert.equal(body.error.code, -32011);
@@ -700,13 +891,15 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
 });
 
 describe('mcpmw serve: SIGTERM drains without losing a call', { timeout: 60_000 }, () => {
+  const anonymousConfig = (drainTimeoutMs) => (mark) => ({
+    listen: { address: '127.0.0.1', port: 0 },
+    identity: { anonymous: true, resource: 'http://127.0.0.1/mcp' },
+    servers: [everythingProfile('everything', mark, { minWarm: 2 })],
+    drainTimeoutMs,
+  });
+
   test('every call in flight gets its result, mcpmw exits 0, no worker remains', { timeout: 45_000 }, async () => {
-    const gw = await startGateway((mark) => ({
-      listen: { address: '127.0.0.1', port: 0 },
-      identity: { anonymous: true, resource: 'http://127.0.0.1/mcp' },
-      servers: [everythingProfile('everything', mark, { minWarm: 2 })],
-      drainTimeoutMs: 15_000,
-    }));
+    const gw = await startGateway(anonymousConfig(15_000));
     const clients = [];
     let stopped = false;
     try {
@@ -735,6 +928,35 @@ describe('mcpmw serve: SIGTERM drains without losing a call', { timeout: 60_000 
       await assert.rejects(fetch(`${gw.base}/healthz`));
     } finally {
       for (const c of clients) await c.client.close().catch(() => {});
+      if (!stopped) await gw.stop();
+    }
+  });
+
+  test('a cancelled call does not hold the drain until drainTimeoutMs', { timeout: 30_000 }, async () => {
+    const gw = await startGateway(anonymousConfig(8000));
+    const c = sdkClient(gw, EVERYTHING, {});
+    let stopped = false;
+    try {
+      await c.client.connect(c.transport, { timeout: 15_000 });
+      const ac = new AbortController();
+      const call = c.client.callTool(
+        { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 } },
+        undefined, { signal: ac.signal });
+      await waitFor(async () => metricValue((await metrics(gw)).text, 'mcpmw_gateway_in_flight') === 1,
+        5000, 'the call to be in flight');
+      ac.abort('test cancels');
+      await assert.rejects(call);
+      await waitFor(() => c.requests.find((r) => r.body?.method === 'notifications/cancelled'), 5000,
+        'notifications/cancelled to be sent');
+      await sleep(1500);  // the operation is over; the server sends no answer for it
+      const stop = gw.stop();
+      stopped = true;
+      const status = await stop;
+      assert.deepEqual({ code: status.code, signal: status.signal }, { code: 0, signal: null });
+      assert.ok(status.ms < 4000, `the drain took ${status.ms} ms (drainTimeoutMs is 8000): ` +
+        `${/drain timeout[^\n]*/.exec(gw.stderr.text)?.[0] ?? ''}`);
+    } finally {
+      await c.client.close().catch(() => {});
       if (!stopped) await gw.stop();
     }
   });

@@ -12,9 +12,14 @@
 //   progress {count, interval_ms} → sends `count` notifications/progress for the request's
 //                     params._meta.progressToken, `interval_ms` apart, then answers {"done":true}
 //   cancellations   → {"cancelled": [the params of every notifications/cancelled received]}
+//   tools/list      → the tools below
+//   tools/call      → by params.name: `echo` {text} answers a text content holding `text`;
+//                     `slow` {ms} answers "slept <ms>" after `ms` milliseconds; any other name
+//                     is an -32602 error naming the tool
 // FAKE_IGNORE_TERM=1: ignores SIGTERM and stdin EOF (waits to be killed).
 // FAKE_INIT_ONCE=<path>: answers initialize only if <path> does not exist yet (and creates it),
 //   so a restarted server stays silent on the replayed initialize.
+// FAKE_CAPABILITIES=<json object>: the `capabilities` of the initialize result (default {}).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -95,9 +100,11 @@ int main() {
         ::close(fd);
       }
       ++initializations;
-      Send(
-          R"({"jsonrpc":"2.0","id":)" + rid +
-          R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"fake","version":"1"}}})");
+      const char* capabilities = std::getenv("FAKE_CAPABILITIES");
+      Send(R"({"jsonrpc":"2.0","id":)" + rid +
+           R"(,"result":{"protocolVersion":"2025-06-18","capabilities":)" +
+           (capabilities != nullptr ? capabilities : "{}") +
+           R"(,"serverInfo":{"name":"fake","version":"1"}}})");
     } else if (method == "echo") {
       std::string_view text;
       if (msg["params"]["text"].get(text) != simdjson::SUCCESS) {
@@ -130,6 +137,34 @@ int main() {
              Raw(token) + R"(,"progress":)" + std::to_string(i) + "}}");
       }
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"done":true}})");
+    } else if (method == "tools/list") {
+      Send(R"({"jsonrpc":"2.0","id":)" + rid +
+           R"(,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},)"
+           R"({"name":"slow","inputSchema":{"type":"object"}}]}})");
+    } else if (method == "tools/call") {
+      std::string_view tool;
+      if (msg["params"]["name"].get(tool) != simdjson::SUCCESS) {
+        tool = "";
+      }
+      std::string text;
+      if (tool == "echo") {
+        std::string_view arg;
+        text = msg["params"]["arguments"]["text"].get(arg) == simdjson::SUCCESS ? std::string(arg)
+                                                                                : "";
+      } else if (tool == "slow") {
+        int64_t ms = 0;
+        if (msg["params"]["arguments"]["ms"].get(ms) != simdjson::SUCCESS || ms < 0) {
+          ms = 0;
+        }
+        ::usleep(static_cast<useconds_t>(ms * 1000));
+        text = "slept " + std::to_string(ms);
+      } else {
+        Send(R"({"jsonrpc":"2.0","id":)" + rid +
+             R"(,"error":{"code":-32602,"message":"Unknown tool: )" + std::string(tool) + "\"}}");
+        continue;
+      }
+      Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"content":[{"type":"text","text":")" +
+           text + R"("}]}})");
     } else if (method == "cancellations") {
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"cancelled":[)" + cancellations +
            "]}}");

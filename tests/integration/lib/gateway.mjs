@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -121,21 +122,21 @@ export function everythingProfile(name, mark, over = {}) {
 }
 
 /**
- * A policy bundle that denies `everything`'s get-env tool (on every server) and allows the
- * rest.
+ * A policy bundle that denies the get-tiny-image tool on the server named "everything" (only
+ * there: tool.server is the gateway's server name) and allows the rest.
  */
-export function denyGetEnvBundle() {
+export function denyTinyImageBundle() {
   return {
     bundleVersion: 'gateway-itest.1',
     mode: 'enforce',
     identity: { tenantId: 'default-tenant', userId: 'default-user', agentId: 'default-agent' },
     policyRules: [
       {
-        ruleId: 'deny-get-env',
+        ruleId: 'deny-tiny-image',
         status: 'deny',
-        conditionDsl: 'method == "tools/call" && tool.name == "get-env"',
-        reasonCode: 'env-is-secret',
-        message: 'Reading the server environment is not allowed through the gateway.',
+        conditionDsl: 'method == "tools/call" && tool.name == "get-tiny-image" && tool.server == "everything"',
+        reasonCode: 'no-images-here',
+        message: 'Images from the everything server are not allowed through the gateway.',
       },
       { ruleId: 'allow-other', status: 'allow', conditionDsl: '*', reasonCode: 'allow-other' },
     ],
@@ -295,6 +296,26 @@ export function rawRequest(base, { method = 'GET', path: p = '/', headers = {}, 
     req.on('error', (e) => { clearTimeout(timer); reject(e); });
     if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
     req.end();
+  });
+}
+
+/**
+ * Writes `bytes` on a fresh TCP connection to the gateway and collects what comes back until
+ * the server closes (or `timeoutMs`). Resolves with the text received.
+ */
+export function socketExchange(port, bytes, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no close within ${timeoutMs} ms; received ${JSON.stringify(got.slice(0, 200))}`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.on('data', (d) => { got += d; });
+    s.on('error', () => { /* a reset after the answer: what arrived is what counts */ });
+    s.on('close', () => { clearTimeout(timer); resolve(got); });
+    s.write(bytes);
   });
 }
 
