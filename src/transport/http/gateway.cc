@@ -660,14 +660,17 @@ void Gateway::AttachStream(Session& session, Stream& stream, std::shared_ptr<Res
   // wait for a resume); a stateless request is cancelled.
   std::string sid = session.id;
   uint64_t number = stream.number;
-  stream.http->OnClientGone([this, sid, number] {
+  // Only this connection's departure detaches the stream: a client that resumed on a new GET
+  // before the old connection's close was noticed keeps its new one.
+  const ResponseStream* gone = stream.http.get();
+  stream.http->OnClientGone([this, sid, number, gone] {
     auto it = sessions_.find(sid);
     if (it == sessions_.end()) {
       return;
     }
     Session& s = *it->second;
     for (auto& st : s.streams) {
-      if (st->number == number) {
+      if (st->number == number && st->http.get() == gone) {
         st->http.reset();
       }
     }
