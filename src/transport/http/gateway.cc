@@ -1032,11 +1032,21 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
       // this binding's latest request still open, or else on the session's GET stream.
       Stream* target = nullptr;
       Pending* latest = nullptr;
+      // notifications/progress names its request's token in params.progressToken (the envelope
+      // reads only params._meta.progressToken, which requests carry).
+      std::string_view token = env.progress_token;
+      if (env.kind == MessageKind::kNotification && env.method == "notifications/progress") {
+        if (absl::StatusOr<std::optional<std::string_view>> t =
+                middleware::FindMember(payload, {"params", "progressToken"});
+            t.ok() && t->has_value()) {
+          token = **t;
+        }
+      }
       for (auto& [key, p] : session.pending) {
         if (p->binding != &b || p->kind == Pending::Kind::kInternalInit) {
           continue;
         }
-        if (!env.progress_token.empty() && p->progress_token == env.progress_token) {
+        if (!token.empty() && p->progress_token == token) {
           latest = p.get();
           break;
         }

@@ -713,14 +713,9 @@ TEST_F(GatewayTest, StreamsServerNotificationsAsSseWithEventIdsAndResumesAfterLa
   EXPECT_EQ(replay[1].data, events[2].data);
 }
 
-// BUG (gateway.cc, Gateway::FromUpstream, the "Which stream" block): progress is meant to go
-// with the request that asked for it, matched by `env.progress_token`, but the envelope reads
-// that from `params._meta.progressToken`, and notifications/progress carries it in
-// `params.progressToken`; so the token never matches and every progress notification goes to
-// the binding's latest open request. Here request 8's progress lands on request 9's stream
-// (which becomes text/event-stream holding token "t8"), and request 8 is answered as plain
-// JSON. Enable once progress is routed by `params.progressToken`.
-TEST_F(GatewayTest, DISABLED_SendsProgressOnTheStreamOfTheRequestThatAskedForIt) {
+// notifications/progress names its request by `params.progressToken`: with two requests open
+// in one session, each request's progress goes on its own stream, not the latest one's.
+TEST_F(GatewayTest, SendsProgressOnTheStreamOfTheRequestThatAskedForIt) {
   ASSERT_NO_FATAL_FAILURE(Start());
   Reply with_progress, later;
   RunWithClient([&](uint16_t port) {
