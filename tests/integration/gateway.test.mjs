@@ -173,7 +173,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
 
   before(async () => {
     gw = await startGateway(gatewayConfig, {
-      files: { 'jwks.json': keys.jwks, 'bundle.json': denyTinyImageBundle() },
+      files: { 'jwks.json': keys.jwks, 'hs256.key': keys.hs.secret, 'bundle.json': denyTinyImageBundle() },
     });
   });
 
@@ -636,9 +636,20 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
       return { challenge: res.headers.get('www-authenticate') ?? '', body };
     }
 
-    test('RS256 and ES256 tokens are accepted', T, async () => {
+    test('RS256, ES256 and HS256 tokens are accepted', T, async () => {
       await assertAccepted(bearer(signJwt(keys.rs, claimsFor())), 'RS256');
       await assertAccepted(bearer(signJwt(keys.es, claimsFor({ sub: 'user-es' }))), 'ES256');
+      await assertAccepted(bearer(signJwt(keys.hs, claimsFor({ sub: 'user-hs' }))), 'HS256');
+      const wrongSecret = signJwt({ alg: 'HS256', secret: `${keys.hs.secret}x` }, claimsFor());
+      const { challenge } = await assertRejected(bearer(wrongSecret), 'HS256 with another secret');
+      assert.match(challenge, /error="invalid_token"/);
+    });
+
+    test('a token signed with alg "none" is refused', T, async () => {
+      const unsigned = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.` +
+        `${Buffer.from(JSON.stringify(claimsFor())).toString('base64url')}.`;
+      const { challenge } = await assertRejected(bearer(unsigned), 'alg none');
+      assert.match(challenge, /error="invalid_token"/);
     });
 
     test('an expired token: 401 invalid_token with resource_metadata', T, async () => {

@@ -1387,6 +1387,13 @@ void Gateway::HandleGet(Request& request, std::shared_ptr<ResponseStream> http, 
     http->End();  // the request's response was in the replay
     return;
   }
+  if (stream->http != nullptr && !stream->http->finished()) {
+    // Resumed while the old connection still looked alive: the new one takes over, the old one
+    // ends now (its close will not detach the new one).
+    if (stream->sse) {
+      stream->http->End();
+    }
+  }
   AttachStream(session, *stream, std::move(http));
 }
 

@@ -7,7 +7,7 @@
 // leftover-process check finds exactly this gateway's workers, even after they were reparented
 // and even while other tests run their own server-everything processes.
 import { spawn } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -48,20 +48,27 @@ export function makeSigningKeys() {
   return {
     rs: { alg: 'RS256', kid: 'rs-1', privateKey: rsa.privateKey },
     es: { alg: 'ES256', kid: 'es-1', privateKey: ec.privateKey },
+    // The HS256 shared secret (hs256SecretFile); such a key has no kid.
+    hs: { alg: 'HS256', secret: randomBytes(32).toString('hex') },
     jwks: { keys: [rsJwk, esJwk] },
   };
 }
 
 /**
- * A compact JWS over `claims` with `key` ({alg, kid, privateKey} from makeSigningKeys). ES256
- * signatures are raw r||s (JWS), not DER.
+ * A compact JWS over `claims` with `key` (from makeSigningKeys: {alg, kid, privateKey}, or
+ * {alg: 'HS256', secret}). ES256 signatures are raw r||s (JWS), not DER.
  */
 export function signJwt(key, claims) {
-  const header = { alg: key.alg, typ: 'JWT', kid: key.kid };
+  const header = { alg: key.alg, typ: 'JWT', ...(key.kid ? { kid: key.kid } : {}) };
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-  const signature = key.alg === 'ES256'
-    ? cryptoSign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
-    : cryptoSign('sha256', Buffer.from(input), key.privateKey);
+  let signature;
+  if (key.alg === 'HS256') {
+    signature = createHmac('sha256', key.secret).update(input).digest();
+  } else if (key.alg === 'ES256') {
+    signature = cryptoSign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+  } else {
+    signature = cryptoSign('sha256', Buffer.from(input), key.privateKey);
+  }
   return `${input}.${b64url(signature)}`;
 }
 
@@ -84,13 +91,17 @@ export function claimsFor(over = {}) {
 
 export const sha256Hex = (s) => createHash('sha256').update(s).digest('hex');
 
-/** The gateway config's `identity` object for the keys in jwks.json and one API key. */
+/**
+ * The gateway config's `identity` object for the keys in jwks.json and hs256.key (write both,
+ * from makeSigningKeys) and one API key.
+ */
 export function identityConfig(apiKey) {
   return {
     jwt: {
       issuer: ISSUER,
       audience: AUDIENCE,
       jwksFile: 'jwks.json',
+      hs256SecretFile: 'hs256.key',
       clockSkewSeconds: 60,
       claims: { tenant: 'tenant_id', user: 'sub', agent: 'azp', scopes: 'scope', roles: 'roles' },
     },
