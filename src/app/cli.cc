@@ -811,8 +811,9 @@ absl::StatusOr<Command> ParseCommandLine(const std::vector<std::string_view>& ar
   }
   if (verb == "hash-api-key") {
     if (args.size() != 2) {
-      return Usage("usage: mcpmw hash-api-key < KEYFILE (the key is read from stdin, never from "
-                   "the command line)");
+      return Usage(
+          "usage: mcpmw hash-api-key < KEYFILE (the key is read from stdin, never from "
+          "the command line)");
     }
     return Command{.verb = Verb::kHashApiKey};
   }

@@ -21,8 +21,8 @@
 #include "src/middleware/quota.h"
 #include "src/proxy/governance.h"
 #include "src/transport/http/gateway.h"
-#include "src/transport/http/identity/api_keys.h"
 #include "src/transport/http/gateway_config.h"
+#include "src/transport/http/identity/api_keys.h"
 #include "src/transport/http/server.h"
 
 namespace mcpmw::app {
@@ -143,8 +143,7 @@ int RunServe(const Command& cmd) {
     LogError(cmd.serve_config, ": ", governance.status().message());
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<ServeIdentity>> identity =
-      ServeIdentity::Create(*config);
+  absl::StatusOr<std::unique_ptr<ServeIdentity>> identity = ServeIdentity::Create(*config);
   if (!identity.ok()) {
     LogError(cmd.serve_config, ": ", identity.status().message());
     return 1;
@@ -205,13 +204,13 @@ int RunServe(const Command& cmd) {
     bool v6 = l.address.find(':') != std::string::npos;
     return absl::StrCat("http://", v6 ? "[" : "", l.address, v6 ? "]" : "", ":", port);
   };
-  LogError("serving ", url(config->listen, (*main_server)->port()),
-           " (servers: ", absl::StrJoin(names, ", "), ")",
-           admin_server ? absl::StrCat("; admin on ", url(config->admin, admin_server->port()))
-                        : "");
+  LogError(
+      "serving ", url(config->listen, (*main_server)->port()),
+      " (servers: ", absl::StrJoin(names, ", "), ")",
+      admin_server ? absl::StrCat("; admin on ", url(config->admin, admin_server->port())) : "");
 
-  Serving serving{**ring,          gateway,   **main_server, admin_server.get(),
-                  **governance,    **identity, signal_fd.Get()};
+  Serving serving{**ring,       gateway,    **main_server,  admin_server.get(),
+                  **governance, **identity, signal_fd.Get()};
   (*ring)->RunUntilDone(Main(serving));
 
   (*pools)->Shutdown();

@@ -9,8 +9,9 @@ absl::StatusOr<std::unique_ptr<ServeIdentity>> ServeIdentity::Create(
     const http::GatewayConfig& config) {
   auto out = std::make_unique<ServeIdentity>();
   if (config.identity_json.empty()) {
-    LogError("serve: no `identity` in the config: every caller is anonymous (add identity.jwt "
-             "or identity.apiKeys to authenticate callers)");
+    LogError(
+        "serve: no `identity` in the config: every caller is anonymous (add identity.jwt "
+        "or identity.apiKeys to authenticate callers)");
     return out;
   }
   simdjson::dom::parser parser;

@@ -91,8 +91,7 @@ std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
   return Begin(env, payload, &options_.claimed, options_.server_id);
 }
 
-std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env,
-                                            std::string_view payload,
+std::unique_ptr<Exchange> Governance::Begin(const jsonrpc::Envelope& env, std::string_view payload,
                                             const middleware::Principal* principal,
                                             std::string_view server_id) {
   auto ex = std::make_unique<Exchange>();

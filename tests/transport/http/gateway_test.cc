@@ -41,6 +41,7 @@
 #include "src/io/task.h"
 #include "src/proxy/governance.h"
 #include "src/transport/http/server.h"
+#include "tests/transport/http/loopback_client.h"
 
 namespace mcpmw::http {
 namespace {
@@ -88,22 +89,13 @@ struct Call {
   Headers extra;
 };
 
-class Client {
+class Client : public testing_support::LoopbackClient {
  public:
-  explicit Client(uint16_t port) : port_(port) {
-    fd_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    timeval tv{.tv_sec = std::chrono::seconds(kClientTimeout).count(), .tv_usec = 0};
-    ::setsockopt(fd_.Get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_.Get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_.Get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
+  explicit Client(uint16_t port)
+      : LoopbackClient(port, std::chrono::duration_cast<std::chrono::seconds>(kClientTimeout)),
+        port_(port) {}
 
-  bool connected() const { return connected_; }
-
+  using LoopbackClient::Send;
   bool Send(const Call& call) {
     std::string out = call.method + " " + call.path + " HTTP/1.1\r\n";
     out +=
@@ -121,15 +113,7 @@ class Client {
       out.append(name).append(": ").append(value).append("\r\n");
     }
     out += "Content-Length: " + std::to_string(call.body.size()) + "\r\n\r\n" + call.body;
-    std::string_view bytes = out;
-    while (!bytes.empty()) {
-      ssize_t n = ::send(fd_.Get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) {
-        return false;
-      }
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
+    return Send(out);
   }
 
   // One whole response: Content-Length or chunked (read through the last chunk). Status 0 when
@@ -186,41 +170,7 @@ class Client {
   }
 
  private:
-  bool ReadSome() {
-    char buf[16384];
-    ssize_t n = ::recv(fd_.Get(), buf, sizeof(buf), 0);
-    if (n > 0) {
-      data_.append(buf, static_cast<size_t>(n));
-      return true;
-    }
-    return false;
-  }
-  std::string ReadThrough(std::string_view marker) {
-    size_t at;
-    while ((at = data_.find(marker)) == std::string::npos) {
-      if (!ReadSome()) {
-        return {};
-      }
-    }
-    std::string out = data_.substr(0, at + marker.size());
-    data_.erase(0, at + marker.size());
-    return out;
-  }
-  std::string ReadExactly(size_t n) {
-    while (data_.size() < n) {
-      if (!ReadSome()) {
-        return {};
-      }
-    }
-    std::string out = data_.substr(0, n);
-    data_.erase(0, n);
-    return out;
-  }
-
   uint16_t port_;
-  UniqueFd fd_;
-  bool connected_ = false;
-  std::string data_;
 };
 
 struct SseEvent {

@@ -30,6 +30,7 @@
 #include "src/common/fd.h"
 #include "src/io/ring.h"
 #include "src/io/task.h"
+#include "tests/transport/http/loopback_client.h"
 
 namespace mcpmw::http {
 namespace {
@@ -40,74 +41,11 @@ constexpr auto kClientTimeout = 5s;
 
 // ---- The client: blocking sockets with a receive timeout.
 
-class Client {
+class Client : public testing_support::LoopbackClient {
  public:
-  explicit Client(uint16_t port, int rcvbuf = 0) {
-    fd_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    timeval tv{.tv_sec = std::chrono::seconds(kClientTimeout).count(), .tv_usec = 0};
-    ::setsockopt(fd_.Get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_.Get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (rcvbuf > 0) {
-      ::setsockopt(fd_.Get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_.Get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    connect_errno_ = connected_ ? 0 : errno;
-  }
-
-  bool connected() const { return connected_; }
-  int connect_errno() const { return connect_errno_; }
-
-  bool Send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = ::send(fd_.Get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) {
-        return false;
-      }
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads once into the buffer: false at EOF, error or timeout (eof() tells which).
-  bool ReadSome() {
-    char buf[16384];
-    ssize_t n = ::recv(fd_.Get(), buf, sizeof(buf), 0);
-    if (n > 0) {
-      data_.append(buf, static_cast<size_t>(n));
-      return true;
-    }
-    eof_ = n == 0;
-    return false;
-  }
-
-  // Reads until `marker` is in the buffer; returns everything up to and including it.
-  std::string ReadThrough(std::string_view marker) {
-    size_t at;
-    while ((at = data_.find(marker)) == std::string::npos) {
-      if (!ReadSome()) {
-        return {};
-      }
-    }
-    std::string out = data_.substr(0, at + marker.size());
-    data_.erase(0, at + marker.size());
-    return out;
-  }
-
-  // Reads exactly `n` bytes.
-  std::string ReadExactly(size_t n) {
-    while (data_.size() < n) {
-      if (!ReadSome()) {
-        return {};
-      }
-    }
-    std::string out = data_.substr(0, n);
-    data_.erase(0, n);
-    return out;
-  }
+  explicit Client(uint16_t port, int rcvbuf = 0)
+      : LoopbackClient(port, std::chrono::duration_cast<std::chrono::seconds>(kClientTimeout),
+                       rcvbuf) {}
 
   // One response framed by Content-Length: head (through the blank line) and body.
   std::pair<std::string, std::string> ReadResponse() {
@@ -119,24 +57,6 @@ class Client {
     size_t length = std::stoul(head.substr(at + 16));
     return {head, ReadExactly(length)};
   }
-
-  // Reads until the server closes; true when it did (not a timeout).
-  bool ReadToEof() {
-    while (ReadSome()) {
-    }
-    return eof_;
-  }
-
-  std::string& data() { return data_; }
-  bool eof() const { return eof_; }
-  void Close() { fd_.Reset(); }
-
- private:
-  UniqueFd fd_;
-  bool connected_ = false;
-  int connect_errno_ = 0;
-  std::string data_;
-  bool eof_ = false;
 };
 
 // ---- The server side.
