@@ -437,7 +437,7 @@ void Gateway::ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream,
                         "DELETE needs an Mcp-Session-Id header");
       return;
     }
-    HandleDelete(std::move(stream), *session);
+    HandleDelete(stream, *session);
     return;
   }
   ReplyPlain(*stream, 405, "use POST, GET or DELETE on an MCP endpoint",
@@ -1397,7 +1397,7 @@ void Gateway::HandleGet(Request& request, std::shared_ptr<ResponseStream> http, 
   AttachStream(session, *stream, std::move(http));
 }
 
-void Gateway::HandleDelete(std::shared_ptr<ResponseStream> http, Session& session) {
+void Gateway::HandleDelete(const std::shared_ptr<ResponseStream>& http, Session& session) {
   EndSession(session, "the client deleted it");
   http->Respond({.status = 204, .headers = {}, .body = {}});
 }
@@ -1543,11 +1543,12 @@ io::Task<void> Gateway::KeepAlives() {
     TimePoint now = deps_.clock->Now();
     std::vector<std::string> idle;
     for (auto& [id, s] : sessions_) {
-      std::erase_if(s->streams, [&](const std::unique_ptr<Stream>& st) {
+      const std::deque<Session::Event>& events = s->events;
+      std::erase_if(s->streams, [&events](const std::unique_ptr<Stream>& st) {
         if (st->is_get || !st->done || st->http != nullptr) {
           return false;
         }
-        return std::none_of(s->events.begin(), s->events.end(),
+        return std::none_of(events.begin(), events.end(),
                             [&](const Session::Event& e) { return e.stream == st->number; });
       });
       bool open = false;

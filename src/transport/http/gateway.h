@@ -126,7 +126,7 @@ class Gateway final : public Handler {
   void HandlePost(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
                   const AuthOutcome& auth);
   void HandleGet(Request& request, std::shared_ptr<ResponseStream> stream, Session& session);
-  void HandleDelete(std::shared_ptr<ResponseStream> stream, Session& session);
+  void HandleDelete(const std::shared_ptr<ResponseStream>& stream, Session& session);
   void HandleStateless(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
                        const AuthOutcome& auth);
 
