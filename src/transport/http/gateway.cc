@@ -105,7 +105,6 @@ struct Gateway::Server {
   std::shared_ptr<proxy::Upstream> upstream;  // shared isolation: the worker every session uses
   bool leasing = false;
   std::vector<std::weak_ptr<Binding>> waiting;  // bindings waiting for `upstream`
-  std::string last_error;
 };
 
 // One SSE (or JSON) answer channel of a session: a POST's answer or the session's GET stream.
@@ -122,7 +121,6 @@ struct Gateway::Pending {
   Kind kind = Kind::kCall;
   std::string client_id;  // the raw id token the client sent
   std::string method;
-  std::string tool;  // tools/call: the tool name as the upstream knows it
   std::string progress_token;
   uint64_t stream = 0;
   Binding* binding = nullptr;
@@ -166,7 +164,6 @@ struct Gateway::Session {
   std::string principal_key;  // the identity the session is bound to
   std::string tenant;         // as admitted (for the quota's Close)
   bool admitted = false;
-  std::string protocol_version;
   // The client's initialize params, for the handshakes mcpmw does on its behalf.
   std::string initialize_params = R"({"protocolVersion":"2025-06-18","capabilities":{},)"
                                   R"("clientInfo":{"name":"mcpmw-gateway","version":"0.1.0"}})";
@@ -231,6 +228,24 @@ io::Task<void> Gateway::Run() {
   co_await tasks_.Join();
 }
 
+std::shared_ptr<proxy::Upstream> Gateway::StartUpstream(pool::WorkerLease lease, Server* shared) {
+  auto up = std::make_shared<proxy::Upstream>(ring_, std::move(lease), proxy::SessionMuxOptions{},
+                                              config_.listen.limits.max_body_bytes);
+  // The worker is read until it exits (or is stopped); then its lease goes back, and a shared
+  // profile whose current worker this was takes a new one.
+  tasks_.Spawn([](Gateway& g, Server* s, std::shared_ptr<proxy::Upstream> u) -> io::Task<void> {
+    co_await u->Run();
+    g.deps_.pools->Release(u->lease(), u->requests());
+    if (s != nullptr && s->upstream == u) {
+      s->upstream.reset();
+      if (!g.stopped_) {
+        g.tasks_.Spawn(g.LeaseShared(*s));
+      }
+    }
+  }(*this, shared, up));
+  return up;
+}
+
 io::Task<void> Gateway::LeaseShared(Server& server) {
   if (server.leasing || stopped_) {
     co_return;
@@ -239,12 +254,12 @@ io::Task<void> Gateway::LeaseShared(Server& server) {
   absl::StatusOr<pool::WorkerLease> lease = co_await broker_->Lease(server.name);
   server.leasing = false;
   if (!lease.ok()) {
-    server.last_error = std::string(lease.status().message());
-    LogError("gateway: no worker for server ", server.name, ": ", lease.status().message());
+    std::string why(Sv(lease.status().message()));
+    LogError("gateway: no worker for server ", server.name, ": ", why);
     std::vector<std::weak_ptr<Binding>> waiting = std::exchange(server.waiting, {});
     for (auto& w : waiting) {
       if (auto b = w.lock(); b && !b->dead) {
-        UpstreamGone(*b, server.last_error);
+        UpstreamGone(*b, why);
       }
     }
     co_return;
@@ -253,21 +268,7 @@ io::Task<void> Gateway::LeaseShared(Server& server) {
     deps_.pools->Release(*lease, 0);
     co_return;
   }
-  auto up = std::make_shared<proxy::Upstream>(ring_, std::move(*lease), proxy::SessionMuxOptions{},
-                                              config_.listen.limits.max_body_bytes);
-  server.upstream = up;
-  server.last_error.clear();
-  // The worker is read until it exits; then the lease goes back and a new one is taken.
-  tasks_.Spawn([](Gateway& g, Server& s, std::shared_ptr<proxy::Upstream> u) -> io::Task<void> {
-    co_await u->Run();
-    g.deps_.pools->Release(u->lease(), u->requests());
-    if (s.upstream == u) {
-      s.upstream.reset();
-      if (!g.stopped_) {
-        g.tasks_.Spawn(g.LeaseShared(s));
-      }
-    }
-  }(*this, server, up));
+  server.upstream = StartUpstream(*std::move(lease), &server);
   std::vector<std::weak_ptr<Binding>> waiting = std::exchange(server.waiting, {});
   for (auto& w : waiting) {
     if (auto b = w.lock(); b && !b->dead) {
@@ -406,15 +407,22 @@ void Gateway::ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream,
     session->last_active = deps_.clock->Now();
   }
   if (request.method == "POST") {
-    McpRequestHeaders mcp;
-    for (const Header& h : request.headers) {
-      mcp.Observe(h.name, h.value);
-    }
-    if (sid == nullptr && IsStatelessRequest(mcp, request.body)) {
-      HandleStateless(request, std::move(stream), server, auth);
+    Envelope env;
+    if (!ReadPost(request, *stream, &env)) {
       return;
     }
-    HandlePost(request, std::move(stream), server, auth);
+    if (sid == nullptr) {
+      McpRequestHeaders mcp;
+      for (const Header& h : request.headers) {
+        mcp.Observe(h.name, h.value);
+      }
+      StatelessBody body = ReadStatelessBody(request.body);
+      if (IsStatelessRequest(mcp, body)) {
+        HandleStateless(request, std::move(stream), server, auth, env, mcp, body);
+        return;
+      }
+    }
+    HandlePost(request, std::move(stream), server, auth, env);
     return;
   }
   if (request.method == "GET") {
@@ -446,33 +454,36 @@ void Gateway::ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream,
 
 // ---- POST (2025 era) ----------------------------------------------------------------------------
 
-void Gateway::HandlePost(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
-                         const AuthOutcome& auth) {
+bool Gateway::ReadPost(const Request& request, ResponseStream& stream, Envelope* env) {
   const std::string* accept = request.Find("accept");
   if (!Accepts(accept, "application/json") || !Accepts(accept, "text/event-stream")) {
-    ReplyPlain(*stream, 406,
+    ReplyPlain(stream, 406,
                "POST must accept both application/json and text/event-stream (Accept header)");
-    return;
+    return false;
   }
   if (const std::string* ct = request.Find("content-type");
       ct != nullptr && !absl::StartsWithIgnoreCase(*ct, "application/json")) {
-    ReplyPlain(*stream, 415,
+    ReplyPlain(stream, 415,
                "the body must be one JSON-RPC message (Content-Type: application/json)");
-    return;
+    return false;
   }
-  Envelope env;
-  reader_.Read(request.body, &env);
-  if (env.kind == MessageKind::kParseError || env.kind == MessageKind::kInvalid ||
-      env.kind == MessageKind::kBatch) {
+  reader_.Read(request.body, env);
+  if (env->kind == MessageKind::kParseError || env->kind == MessageKind::kInvalid ||
+      env->kind == MessageKind::kBatch) {
     int code =
-        env.kind == MessageKind::kParseError ? jsonrpc::kParseError : jsonrpc::kInvalidRequest;
-    std::string why = env.kind == MessageKind::kBatch
+        env->kind == MessageKind::kParseError ? jsonrpc::kParseError : jsonrpc::kInvalidRequest;
+    std::string why = env->kind == MessageKind::kBatch
                           ? "batches are not accepted (one JSON-RPC message per POST since "
                             "2025-06-18)"
-                          : absl::StrCat("not a JSON-RPC 2.0 message: ", Sv(env.problem));
-    ReplyJsonRpcError(*stream, 400, env.id, code, why);
-    return;
+                          : absl::StrCat("not a JSON-RPC 2.0 message: ", Sv(env->problem));
+    ReplyJsonRpcError(stream, 400, env->id, code, why);
+    return false;
   }
+  return true;
+}
+
+void Gateway::HandlePost(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
+                         const AuthOutcome& auth, const Envelope& env) {
   const std::string* sid = request.Find("mcp-session-id");
   if (sid == nullptr) {
     if (env.kind != MessageKind::kRequest || env.method != "initialize") {
@@ -591,17 +602,11 @@ io::Task<void> Gateway::Bind(std::shared_ptr<Binding> b) {
       }
       co_return;
     }
-    auto up = std::make_shared<proxy::Upstream>(
-        ring_, std::move(*lease), proxy::SessionMuxOptions{}, config_.listen.limits.max_body_bytes);
     if (b->dead || stopped_) {
-      deps_.pools->Release(up->lease(), 0);
+      deps_.pools->Release(*lease, 0);
       co_return;
     }
-    b->upstream = up;
-    tasks_.Spawn([](Gateway& g, std::shared_ptr<proxy::Upstream> u) -> io::Task<void> {
-      co_await u->Run();
-      g.deps_.pools->Release(u->lease(), u->requests());
-    }(*this, up));
+    b->upstream = StartUpstream(*std::move(lease), nullptr);
   }
   if (b->dead) {
     co_return;
@@ -680,6 +685,49 @@ void Gateway::AttachStream(Session& session, Stream& stream, std::shared_ptr<Res
   });
 }
 
+void Gateway::RespondJson(const Session& session, ResponseStream& stream, std::string body) {
+  Headers h = {{"Content-Type", "application/json"}};
+  if (!session.stateless) {
+    h.emplace_back("Mcp-Session-Id", session.id);
+  }
+  stream.Respond({.status = 200, .headers = std::move(h), .body = std::move(body)});
+}
+
+void Gateway::StartCall(Session& session, std::shared_ptr<ResponseStream> stream, Binding& b,
+                        const Envelope& env, std::string_view forwarded,
+                        std::unique_ptr<proxy::Exchange> ex) {
+  const middleware::Verdict& verdict = ex->ctx.outcome;
+  if (verdict.kind == middleware::Verdict::Kind::kReject) {
+    CountCall(session, env.method, "denied", b.server->name, Duration{});
+    RespondJson(session, *stream,
+                jsonrpc::ErrorResponse(env.id, verdict.code, verdict.message, verdict.data_json));
+    if (session.stateless) {
+      EndSession(session, "answered");
+    }
+    return;
+  }
+  std::string key = PendingKey(b.index, env.id);
+  if (session.pending.contains(key)) {
+    RespondJson(session, *stream,
+                jsonrpc::ErrorResponse(env.id, jsonrpc::kInvalidRequest,
+                                       "this request id is already in flight in this session"));
+    deps_.governance->Abandon(*ex, jsonrpc::kInvalidRequest, "duplicate request id");
+    return;
+  }
+  std::string line = ex->ctx.rewritten ? *std::move(ex->ctx.rewritten) : std::string(forwarded);
+  auto p = std::make_unique<Pending>();
+  p->client_id = std::string(env.id);
+  p->method = std::string(env.method);
+  p->progress_token = std::string(env.progress_token);
+  p->binding = &b;
+  p->exchange = std::move(ex);
+  p->started = deps_.clock->Now();
+  p->stream = NewStream(session, std::move(stream), false).number;
+  session.pending.emplace(std::move(key), std::move(p));
+  ++in_flight_;
+  SendToUpstream(b, std::move(line));
+}
+
 void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> stream,
                             const Envelope& env, std::string_view payload) {
   if (session.aggregated && !session.stateless) {
@@ -688,48 +736,10 @@ void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> st
   }
   Binding& b = *session.bindings.front();
   switch (env.kind) {
-    case MessageKind::kRequest: {
-      auto ex = deps_.governance->Begin(env, payload, &session.principal, session.server->name);
-      const middleware::Verdict& verdict = ex->ctx.outcome;
-      if (verdict.kind == middleware::Verdict::Kind::kReject) {
-        CountCall(session, env.method, "denied", session.server->name, Duration{});
-        Headers h = {{"Content-Type", "application/json"}};
-        if (!session.stateless) {
-          h.emplace_back("Mcp-Session-Id", session.id);
-        }
-        stream->Respond({.status = 200,
-                         .headers = std::move(h),
-                         .body = jsonrpc::ErrorResponse(env.id, verdict.code, verdict.message,
-                                                        verdict.data_json)});
-        if (session.stateless) {
-          EndSession(session, "answered");
-        }
-        return;
-      }
-      std::string line = ex->ctx.rewritten ? *std::move(ex->ctx.rewritten) : std::string(payload);
-      std::string key = PendingKey(b.index, env.id);
-      if (session.pending.contains(key)) {
-        stream->Respond({.status = 200,
-                         .headers = {{"Content-Type", "application/json"}},
-                         .body = jsonrpc::ErrorResponse(
-                             env.id, jsonrpc::kInvalidRequest,
-                             "this request id is already in flight in this session")});
-        deps_.governance->Abandon(*ex, jsonrpc::kInvalidRequest, "duplicate request id");
-        return;
-      }
-      auto p = std::make_unique<Pending>();
-      p->client_id = std::string(env.id);
-      p->method = std::string(env.method);
-      p->progress_token = std::string(env.progress_token);
-      p->binding = &b;
-      p->exchange = std::move(ex);
-      p->started = deps_.clock->Now();
-      p->stream = NewStream(session, std::move(stream), false).number;
-      session.pending.emplace(std::move(key), std::move(p));
-      ++in_flight_;
-      SendToUpstream(b, std::move(line));
+    case MessageKind::kRequest:
+      StartCall(session, std::move(stream), b, env, payload,
+                deps_.governance->Begin(env, payload, &session.principal, session.server->name));
       return;
-    }
     case MessageKind::kNotification:
     case MessageKind::kResponse:
     case MessageKind::kErrorResponse:
@@ -747,12 +757,7 @@ void Gateway::ClientMessage(Session& session, std::shared_ptr<ResponseStream> st
 
 void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream> stream,
                                 const Envelope& env, std::string_view payload) {
-  auto json_reply = [&](std::string body) {
-    stream->Respond(
-        {.status = 200,
-         .headers = {{"Content-Type", "application/json"}, {"Mcp-Session-Id", session.id}},
-         .body = std::move(body)});
-  };
+  auto json_reply = [&](std::string body) { RespondJson(session, *stream, std::move(body)); };
   if (env.kind == MessageKind::kNotification) {
     // The bindings did their own handshakes; other notifications (cancellation, roots changed)
     // go to every server this session talks to.
@@ -791,7 +796,6 @@ void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream
         version = v;
       }
     }
-    session.protocol_version = version;
     jsonrpc::AppendJsonString(version, &result);
     std::string names;
     for (auto& s : servers_) {
@@ -899,32 +903,8 @@ void Gateway::AggregatedRequest(Session& session, std::shared_ptr<ResponseStream
     padded.reserve(padded.size() + simdjson::SIMDJSON_PADDING);
     Envelope inner;
     reader_.Read(padded, &inner);
-    auto ex = deps_.governance->Begin(inner, padded, &session.principal, b->server->name);
-    if (ex->ctx.outcome.kind == middleware::Verdict::Kind::kReject) {
-      const middleware::Verdict& v = ex->ctx.outcome;
-      CountCall(session, "tools/call", "denied", b->server->name, Duration{});
-      json_reply(jsonrpc::ErrorResponse(env.id, v.code, v.message, v.data_json));
-      return;
-    }
-    std::string line = ex->ctx.rewritten ? *std::move(ex->ctx.rewritten) : padded;
-    std::string key = PendingKey(b->index, env.id);
-    if (session.pending.contains(key)) {
-      json_reply(jsonrpc::ErrorResponse(env.id, jsonrpc::kInvalidRequest,
-                                        "this request id is already in flight in this session"));
-      deps_.governance->Abandon(*ex, jsonrpc::kInvalidRequest, "duplicate request id");
-      return;
-    }
-    auto p = std::make_unique<Pending>();
-    p->client_id = std::string(env.id);
-    p->method = "tools/call";
-    p->progress_token = std::string(env.progress_token);
-    p->binding = b;
-    p->exchange = std::move(ex);
-    p->started = deps_.clock->Now();
-    p->stream = NewStream(session, std::move(stream), false).number;
-    session.pending.emplace(std::move(key), std::move(p));
-    ++in_flight_;
-    SendToUpstream(*b, std::move(line));
+    StartCall(session, std::move(stream), *b, env, padded,
+              deps_.governance->Begin(inner, padded, &session.principal, b->server->name));
     return;
   }
   json_reply(jsonrpc::ErrorResponse(
@@ -1404,30 +1384,10 @@ void Gateway::HandleDelete(const std::shared_ptr<ResponseStream>& http, Session&
 
 // ---- POST (2026-07-28, stateless) ---------------------------------------------------------------
 
-void Gateway::HandleStateless(Request& request, std::shared_ptr<ResponseStream> stream,
-                              Server* server, const AuthOutcome& auth) {
-  const std::string* accept = request.Find("accept");
-  if (!Accepts(accept, "application/json") || !Accepts(accept, "text/event-stream")) {
-    ReplyPlain(*stream, 406,
-               "POST must accept both application/json and text/event-stream (Accept header)");
-    return;
-  }
-  Envelope env;
-  reader_.Read(request.body, &env);
-  if (env.kind == MessageKind::kParseError || env.kind == MessageKind::kInvalid ||
-      env.kind == MessageKind::kBatch) {
-    ReplyJsonRpcError(
-        *stream, 400, env.id,
-        env.kind == MessageKind::kParseError ? jsonrpc::kParseError : jsonrpc::kInvalidRequest,
-        absl::StrCat("not a JSON-RPC 2.0 message: ", Sv(env.problem)));
-    return;
-  }
-  McpRequestHeaders mcp;
-  for (const Header& h : request.headers) {
-    mcp.Observe(h.name, h.value);
-  }
-  if (std::optional<StatelessCheck> bad = CheckStatelessHeaders(mcp, request.body);
-      bad.has_value()) {
+void Gateway::HandleStateless(const Request& request, std::shared_ptr<ResponseStream> stream,
+                              Server* server, const AuthOutcome& auth, const Envelope& env,
+                              const McpRequestHeaders& headers, const StatelessBody& body) {
+  if (std::optional<StatelessCheck> bad = CheckStatelessHeaders(headers, body); bad.has_value()) {
     ReplyJsonRpcError(*stream, bad->http_status, env.id, bad->jsonrpc_code, bad->message,
                       bad->data_json);
     return;

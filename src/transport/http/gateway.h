@@ -42,6 +42,7 @@
 #include "src/proxy/governance.h"
 #include "src/proxy/upstream.h"
 #include "src/transport/http/gateway_config.h"
+#include "src/transport/http/mcp_headers.h"
 #include "src/transport/http/server.h"
 
 namespace mcpmw::http {
@@ -123,12 +124,16 @@ class Gateway final : public Handler {
   bool Admit(const Request& request, ResponseStream& stream);
   void ServeMcp(Request& request, std::shared_ptr<ResponseStream> stream, Server* server);
   void ServeMetrics(ResponseStream& stream);
+  // Checks Accept and Content-Type and reads the body's envelope; answers (406, 415, 400) and
+  // returns false when the POST cannot go on.
+  bool ReadPost(const Request& request, ResponseStream& stream, jsonrpc::Envelope* env);
   void HandlePost(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
-                  const AuthOutcome& auth);
+                  const AuthOutcome& auth, const jsonrpc::Envelope& env);
   void HandleGet(Request& request, std::shared_ptr<ResponseStream> stream, Session& session);
   void HandleDelete(const std::shared_ptr<ResponseStream>& stream, Session& session);
-  void HandleStateless(Request& request, std::shared_ptr<ResponseStream> stream, Server* server,
-                       const AuthOutcome& auth);
+  void HandleStateless(const Request& request, std::shared_ptr<ResponseStream> stream,
+                       Server* server, const AuthOutcome& auth, const jsonrpc::Envelope& env,
+                       const McpRequestHeaders& headers, const StatelessBody& body);
 
   // Sessions.
   Session* NewSession(const AuthOutcome& auth, Server* server, bool stateless);
@@ -137,6 +142,11 @@ class Gateway final : public Handler {
   void StartBinding(Session& session, Server& server);
   io::Task<void> Bind(std::shared_ptr<Binding> binding);
   void SendToUpstream(Binding& binding, std::string line);
+  // Answers a call the chain refused, or forwards it (`forwarded`, unless a stage rewrote it) to
+  // `binding` and tracks it until its answer.
+  void StartCall(Session& session, std::shared_ptr<ResponseStream> stream, Binding& binding,
+                 const jsonrpc::Envelope& env, std::string_view forwarded,
+                 std::unique_ptr<proxy::Exchange> exchange);
   void ClientMessage(Session& session, std::shared_ptr<ResponseStream> stream,
                      const jsonrpc::Envelope& env, std::string_view payload);
   void AggregatedRequest(Session& session, std::shared_ptr<ResponseStream> stream,
@@ -157,12 +167,17 @@ class Gateway final : public Handler {
   // Answers.
   void ReplyJsonRpcError(ResponseStream& stream, int http_status, std::string_view id, int code,
                          std::string_view message, std::string_view data_json = {});
+  // 200 application/json, with the session's Mcp-Session-Id unless it is stateless.
+  void RespondJson(const Session& session, ResponseStream& stream, std::string body);
   void ReplyPlain(ResponseStream& stream, int status, std::string_view message,
                   std::vector<std::pair<std::string, std::string>> headers = {});
 
   // Background.
   io::Task<void> KeepAlives();
   io::Task<void> LeaseShared(Server& server);
+  // Wraps a lease in an Upstream and reads it in the background; `shared` (or null for an
+  // exclusive worker) is the profile that re-leases when this worker, its current one, exits.
+  std::shared_ptr<proxy::Upstream> StartUpstream(pool::WorkerLease lease, Server* shared);
   void CountCall(const Session& session, std::string_view method, std::string_view status,
                  std::string_view server, Duration latency);
 
