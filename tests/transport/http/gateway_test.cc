@@ -42,6 +42,7 @@
 #include "src/proxy/governance.h"
 #include "src/transport/http/server.h"
 #include "tests/transport/http/loopback_client.h"
+#include "tests/transport/http/serve_guard.h"
 
 namespace mcpmw::http {
 namespace {
@@ -340,30 +341,11 @@ AuthOutcome Authenticate(const Request& request) {
   return out;
 }
 
-io::Task<void> ServeThenCancelGuard(Harness& h, io::SleepOp*& guard) {
-  co_await h.server->Serve();
-  h.serve_returned = true;
-  if (guard != nullptr) {
-    h.ring->Cancel(guard);
-  }
-}
-
-io::Task<void> CloseGuard(Harness& h, io::SleepOp*& guard, Duration limit) {
-  io::SleepOp sleep(*h.ring, limit);
-  guard = &sleep;
-  int rc = co_await sleep;
-  guard = nullptr;
-  if (rc == -ETIME) {
-    h.forced_close = true;
-    h.server->CloseAll();
-  }
-}
-
 io::Task<void> Drive(Harness& h, int done_fd) {
   io::TaskGroup group;
   io::SleepOp* guard = nullptr;
   group.Spawn(h.gateway->Run());
-  group.Spawn(ServeThenCancelGuard(h, guard));
+  group.Spawn(testing_support::ServeThenCancelGuard(h, guard));
   char c = 0;
   int n = co_await io::ReadOp(*h.ring, done_fd, std::span<char>(&c, 1), 60s);
   h.client_finished = n == 1;
@@ -374,7 +356,7 @@ io::Task<void> Drive(Harness& h, int done_fd) {
   co_await h.side_tasks.Join();
   h.server->StopAccepting();
   if (!h.serve_returned) {
-    group.Spawn(CloseGuard(h, guard, 5s));
+    group.Spawn(testing_support::CloseAfter(h, guard, 5s));
   }
   co_await group.Join();
 }

@@ -31,6 +31,7 @@
 #include "src/io/ring.h"
 #include "src/io/task.h"
 #include "tests/transport/http/loopback_client.h"
+#include "tests/transport/http/serve_guard.h"
 
 namespace mcpmw::http {
 namespace {
@@ -79,35 +80,16 @@ struct Harness {
   bool serve_returned = false;
 };
 
-io::Task<void> ServeThenCancelGuard(Harness& h, io::SleepOp*& guard) {
-  co_await h.server->Serve();
-  h.serve_returned = true;
-  if (guard != nullptr) {
-    h.ring->Cancel(guard);
-  }
-}
-
-io::Task<void> DrainGuard(Harness& h, io::SleepOp*& guard, Duration limit) {
-  io::SleepOp sleep(*h.ring, limit);
-  guard = &sleep;
-  int rc = co_await sleep;
-  guard = nullptr;
-  if (rc == -ETIME) {
-    h.forced_close = true;
-    h.server->CloseAll();
-  }
-}
-
 io::Task<void> Drive(Harness& h, int done_fd) {
   io::TaskGroup group;
   io::SleepOp* guard = nullptr;
-  group.Spawn(ServeThenCancelGuard(h, guard));
+  group.Spawn(testing_support::ServeThenCancelGuard(h, guard));
   char c = 0;
   int n = co_await io::ReadOp(*h.ring, done_fd, std::span<char>(&c, 1), 30s);
   h.client_finished = n == 1;
   h.server->StopAccepting();
   if (!h.serve_returned) {  // a handler may have stopped the server already
-    group.Spawn(DrainGuard(h, guard, 5s));
+    group.Spawn(testing_support::CloseAfter(h, guard, 5s));
   }
   co_await group.Join();
   co_await h.handler_tasks.Join();
