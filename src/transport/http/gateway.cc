@@ -1448,17 +1448,38 @@ void Gateway::ReplyPlain(ResponseStream& stream, int status, std::string_view me
 
 void Gateway::CountCall(const Session& session, std::string_view method, std::string_view status,
                         std::string_view server, Duration latency) {
-  telemetry::Metrics& m = deps_.governance->metrics();
-  m.counter("mcpmw_gateway_calls_total", {{"method", method},
-                                          {"status", status},
-                                          {"tenant", session.principal.tenant},
-                                          {"server", server}})
-      .Increment();
+  CallSeries& series = SeriesFor(session.principal.tenant, method, status, server);
+  series.calls->Increment();
   if (latency.count() > 0) {
-    m.histogram("mcpmw_gateway_call_latency_us", {{"method", method}, {"server", server}})
-        .Observe(static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
+    if (series.latency == nullptr) {
+      series.latency = &deps_.governance->metrics().histogram(
+          "mcpmw_gateway_call_latency_us", {{"method", method}, {"server", server}});
+    }
+    series.latency->Observe(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(latency).count()));
   }
+}
+
+Gateway::CallSeries& Gateway::SeriesFor(std::string_view tenant, std::string_view method,
+                                        std::string_view status, std::string_view server) {
+  constexpr size_t kMaxCachedSeries = 4096;
+  series_key_.clear();
+  for (std::string_view part : {tenant, method, status, server}) {
+    series_key_.append(part);
+    series_key_.push_back('\0');
+  }
+  if (auto it = call_series_.find(series_key_); it != call_series_.end()) {
+    return it->second;
+  }
+  CallSeries fresh{
+      .calls = &deps_.governance->metrics().counter(
+          "mcpmw_gateway_calls_total",
+          {{"method", method}, {"status", status}, {"tenant", tenant}, {"server", server}})};
+  if (call_series_.size() >= kMaxCachedSeries) {
+    uncached_series_ = fresh;
+    return uncached_series_;
+  }
+  return call_series_.try_emplace(series_key_, fresh).first->second;
 }
 
 void Gateway::ServeMetrics(ResponseStream& stream) {

@@ -41,6 +41,7 @@
 #include "src/middleware/stage.h"
 #include "src/proxy/governance.h"
 #include "src/proxy/upstream.h"
+#include "src/telemetry/metrics.h"
 #include "src/transport/http/gateway_config.h"
 #include "src/transport/http/mcp_headers.h"
 #include "src/transport/http/server.h"
@@ -180,6 +181,15 @@ class Gateway final : public Handler {
   std::shared_ptr<proxy::Upstream> StartUpstream(pool::WorkerLease lease, Server* shared);
   void CountCall(const Session& session, std::string_view method, std::string_view status,
                  std::string_view server, Duration latency);
+  // The series CountCall updates for one (tenant, method, status, server), looked up in the
+  // registry once and kept (the registry's references are stable): building and sorting the
+  // label key on every call cost more than the rest of the accounting.
+  struct CallSeries {
+    telemetry::Counter* calls = nullptr;
+    telemetry::Histogram* latency = nullptr;  // created at the first call with a latency
+  };
+  CallSeries& SeriesFor(std::string_view tenant, std::string_view method, std::string_view status,
+                        std::string_view server);
 
   const GatewayConfig& config_;
   GatewayDeps deps_;
@@ -197,6 +207,11 @@ class Gateway final : public Handler {
   bool stopped_ = false;
   io::SleepOp* keepalive_sleep_ = nullptr;
   uint64_t stateless_sequence_ = 0;
+  // SeriesFor's cache, keyed by the four label values joined with NULs; bounded, because method
+  // names come from clients (past the bound every call looks its series up again).
+  absl::flat_hash_map<std::string, CallSeries> call_series_;
+  std::string series_key_;
+  CallSeries uncached_series_;
 };
 
 }  // namespace mcpmw::http

@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -48,6 +49,9 @@ constexpr size_t kMaxLingerBytes = size_t{1} << 20;
 constexpr Duration kPark = std::chrono::minutes(10);
 // After accept fails for lack of fds or memory, wait this long before accepting again.
 constexpr Duration kAcceptBackoff = std::chrono::milliseconds(100);
+// Bounds of the idle sweep's period (a quarter of the idle timeout, within these).
+constexpr Duration kMinSweep = std::chrono::milliseconds(5);
+constexpr Duration kMaxSweep = std::chrono::seconds(1);
 
 std::string PeerText(const sockaddr_storage& addr) {
   char text[INET6_ADDRSTRLEN] = {};
@@ -166,6 +170,9 @@ class ServerCore {
         port_(port) {}
 
   static io::Task<void> Serve(ServerCore& self);
+  // Closes connections whose untimed wait for the next request passed the idle timeout, every
+  // quarter of that timeout, until the last connection is gone.
+  static io::Task<void> Sweep(ServerCore& self);
   void StopAccepting();
   void CloseAll();
 
@@ -177,6 +184,9 @@ class ServerCore {
   io::TaskGroup connection_tasks_;
   std::unordered_set<Connection*> connections_;
   io::Operation* pending_accept_ = nullptr;  // the accept or its back-off sleep
+  io::SleepOp* pending_sweep_ = nullptr;
+  bool sweep_done_ = false;
+  io::TaskGroup sweeper_;
   bool stopping_ = false;
   uint64_t requests_served_ = 0;
 };
@@ -275,6 +285,9 @@ class Connection {
   void Drain();
   // CloseAll: close now, dropping unsent output.
   void Fail();
+  // Sweep: wakes the reader when its untimed wait for the next request passed the idle timeout
+  // (it then closes quietly, as a timed wait would have).
+  void CheckIdle(TimePoint now);
 
  private:
   io::Task<void> Loop();
@@ -303,9 +316,14 @@ class Connection {
   // Reader state.
   io::Operation* pending_read_ = nullptr;  // the read or park the reader waits on
   bool woken_ = false;                     // Wake() cancelled pending_read_
-  TimePoint wait_start_;                   // when the connection began waiting for a request
-  TimePoint request_start_{};              // when the current request's first byte was parsed
-  bool served_one_ = false;                // a request was answered (idle_timeout applies)
+  // pending_read_ is the read that was kept while the last answer was in flight, and now waits
+  // for the next request without a timeout of its own: the server's sweep enforces idle_timeout.
+  // Re-arming a timed read after every answer would cost a cancel, a new read and a linked
+  // timeout per request.
+  bool untimed_wait_ = false;
+  TimePoint wait_start_;       // when the connection began waiting for a request
+  TimePoint request_start_{};  // when the current request's first byte was parsed
+  bool served_one_ = false;    // a request was answered (idle_timeout applies)
   bool continue_sent_ = false;
 
   // The request being answered.
@@ -578,7 +596,19 @@ void Connection::StreamFinished() {
   }
   served_one_ = true;
   wait_start_ = ring_.clock().Now();
+  if (buffer_.Size() == 0 && !close_after_response_ && pending_read_ != nullptr && !woken_) {
+    // Nothing pipelined to parse and the connection stays open: the read kept during the answer
+    // goes on as the wait for the next request.
+    untimed_wait_ = true;
+    return;
+  }
   Wake();
+}
+
+void Connection::CheckIdle(TimePoint now) {
+  if (untimed_wait_ && now - wait_start_ >= limits_.idle_timeout) {
+    Wake();
+  }
 }
 
 void Connection::Dispatch() {
@@ -641,6 +671,7 @@ io::Task<void> Connection::Loop() {
         continue;
       }
       int n = co_await Read(Duration::zero(), kMaxReadAhead);
+      untimed_wait_ = false;
       bool woken = std::exchange(woken_, false);
       if (n > 0 || n == -EINTR || n == -EAGAIN || (n == -ECANCELED && woken)) {
         continue;
@@ -753,7 +784,23 @@ io::Task<void> Connection::Run(std::unique_ptr<Connection> self) {
 
 // ---- The server.
 
+io::Task<void> ServerCore::Sweep(ServerCore& self) {
+  const Duration period =
+      std::clamp<Duration>(self.options_.limits.idle_timeout / 4, kMinSweep, kMaxSweep);
+  while (!self.sweep_done_) {
+    io::SleepOp op(self.ring_, period);
+    self.pending_sweep_ = &op;
+    co_await op;
+    self.pending_sweep_ = nullptr;
+    TimePoint now = self.ring_.clock().Now();
+    for (Connection* c : self.connections_) {
+      c->CheckIdle(now);
+    }
+  }
+}
+
 io::Task<void> ServerCore::Serve(ServerCore& self) {
+  self.sweeper_.Spawn(Sweep(self));
   while (!self.stopping_ && self.listener_.Valid()) {
     io::AcceptOp op(self.ring_, self.listener_.Get());
     self.pending_accept_ = &op;
@@ -794,6 +841,11 @@ io::Task<void> ServerCore::Serve(ServerCore& self) {
   }
   self.listener_.Reset();
   co_await self.connection_tasks_.Join();
+  self.sweep_done_ = true;
+  if (self.pending_sweep_ != nullptr) {
+    self.ring_.Cancel(self.pending_sweep_);
+  }
+  co_await self.sweeper_.Join();
 }
 
 void ServerCore::StopAccepting() {

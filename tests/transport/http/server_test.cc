@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "src/common/fd.h"
 #include "src/io/ring.h"
@@ -426,6 +427,78 @@ TEST(HttpServer, ClosesAKeepAliveConnectionIdleLongerThanTheIdleTimeout) {
   EXPECT_EQ(response.second, "ok");
   EXPECT_TRUE(eof) << "closed by the server, not the client's 5 s timeout";
   EXPECT_EQ(after, "") << "an idle close says nothing";
+}
+
+// After an answer given later, the read kept open during the answer is the wait for the next
+// request: it carries no timeout of its own, and the server's sweep must still close it.
+TEST(HttpServer, ClosesAConnectionIdleAfterALateAnswerOnceTheIdleTimeoutPasses) {
+  Limits limits;
+  limits.idle_timeout = 200ms;
+  Harness h;
+  START_OR_SKIP(h, limits);
+  h.handler.on_request = [&h](Request&, const std::shared_ptr<ResponseStream>& s) {
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 20ms, "late"));
+  };
+  std::pair<std::string, std::string> response;
+  bool eof = false;
+  Duration idle{};
+  RunWithClient(h, [&](uint16_t port) {
+    Client c(port);
+    c.Send("GET / HTTP/1.1\r\n\r\n");
+    response = c.ReadResponse();
+    auto answered = std::chrono::steady_clock::now();
+    eof = c.ReadToEof();
+    idle = std::chrono::steady_clock::now() - answered;
+  });
+  EXPECT_EQ(response.second, "late");
+  EXPECT_TRUE(eof) << "closed by the server, not the client's 5 s timeout";
+  EXPECT_GE(idle, 150ms) << "closed before the idle timeout";
+  EXPECT_LT(idle, 2s);
+}
+
+TEST(HttpServer, ServesTheNextRequestOnTheReadKeptDuringALateAnswer) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  int served = 0;
+  h.handler.on_request = [&](Request& r, const std::shared_ptr<ResponseStream>& s) {
+    ++served;
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 10ms, "late " + r.query));
+  };
+  std::vector<std::string> bodies;
+  RunWithClient(h, [&](uint16_t port) {
+    Client c(port);
+    for (int i = 0; i < 3; ++i) {
+      c.Send(absl::StrCat("GET /?n=", i, " HTTP/1.1\r\n\r\n"));
+      bodies.push_back(c.ReadResponse().second);
+    }
+  });
+  EXPECT_EQ(served, 3);
+  EXPECT_EQ(bodies, (std::vector<std::string>{"late n=0", "late n=1", "late n=2"}));
+}
+
+TEST(HttpServer, StopAcceptingClosesAConnectionWaitingAfterALateAnswer) {
+  Harness h;
+  START_OR_SKIP(h, Limits());
+  h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
+    if (r.path == "/stop") {
+      h.server->StopAccepting();
+      s->Respond(Text(200, "ok"));
+      return;
+    }
+    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 10ms, "late"));
+  };
+  bool idle_closed = false;
+  RunWithClient(h, [&](uint16_t port) {
+    Client idle(port);
+    idle.Send("GET / HTTP/1.1\r\n\r\n");
+    idle.ReadResponse();  // now waiting on the kept read
+    Client stopper(port);
+    stopper.Send("GET /stop HTTP/1.1\r\n\r\n");
+    stopper.ReadResponse();
+    idle_closed = idle.ReadToEof();
+  });
+  EXPECT_TRUE(idle_closed) << "closed by the drain, not the client's 5 s timeout";
+  EXPECT_FALSE(h.forced_close);
 }
 
 TEST(HttpServer, StopAcceptingLetsTheAnswerInFlightFinishThenServeReturns) {
