@@ -153,6 +153,7 @@ int RunServe(const Command& cmd) {
     LogError(ring.status().message());
     return 1;
   }
+  (*ring)->set_busy_poll(config->busy_poll);
   std::vector<std::string> names;
   for (const pool::Profile& p : config->servers) {
     names.push_back(p.name);

@@ -135,8 +135,22 @@ void Ring::ReapCompletions() {
   }
 }
 
+void Ring::RunBatchEnd() {
+  while (!batch_end_.empty()) {
+    batch_end_running_.swap(batch_end_);
+    for (std::function<void()>& fn : batch_end_running_) {
+      fn();
+    }
+    batch_end_running_.clear();
+  }
+}
+
 void Ring::Run() {
   while (!stopped_) {
+    RunBatchEnd();
+    if (stopped_) {
+      break;
+    }
     if (busy_poll_.count() > 0) {
       // DEFER_TASKRUN posts completions only when this thread enters the kernel, so polling
       // means a non-blocking io_uring_enter per round rather than only reading the CQ ring.

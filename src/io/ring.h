@@ -15,9 +15,11 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "src/common/clock.h"
@@ -84,6 +86,12 @@ class Ring {
   // sleeps must be woken, and on a VM whose idle vCPUs halt, that wake-up costs tens of µs.
   // The window only starts after activity, so an idle ring does not spin.
   void set_busy_poll(Duration window) { busy_poll_ = window; }
+  // Runs `fn` once the current batch of completions has been handled, before the loop submits
+  // and waits again (or before the next wait, when called outside a batch). Work queued by many
+  // completions of one batch can so leave in one operation: an upstream writes all the requests
+  // of a batch with one writev instead of one for the first and one more, a round later, for the
+  // rest. `fn` may defer again; that runs in the same pass.
+  void AtBatchEnd(std::function<void()> fn) { batch_end_.push_back(std::move(fn)); }
   // Makes Run() return after the current batch of completions.
   void Stop() { stopped_ = true; }
   bool Stopped() const { return stopped_; }
@@ -102,8 +110,11 @@ class Ring {
  private:
   Ring() = default;
   void ReapCompletions();
+  void RunBatchEnd();
 
   io_uring ring_{};
+  std::vector<std::function<void()>> batch_end_;
+  std::vector<std::function<void()>> batch_end_running_;
   Duration busy_poll_{0};
   bool initialised_ = false;
   bool stopped_ = false;

@@ -27,7 +27,7 @@ Upstream::Upstream(io::Ring& ring, pool::WorkerLease lease, SessionMuxOptions op
   }
 }
 
-Upstream::~Upstream() = default;
+Upstream::~Upstream() { *self_ = nullptr; }
 
 SessionId Upstream::Open(UpstreamPeer* peer) {
   SessionId id = mux_.OpenSession();
@@ -57,7 +57,15 @@ void Upstream::Deliver(MuxOutput out) {
     for (std::string& line : out.to_worker) {
       writer_.EnqueueMessage(std::move(line));
     }
-    writer_.StartFlush();
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      ring_.AtBatchEnd([self = self_] {
+        if (Upstream* u = *self; u != nullptr) {
+          u->flush_scheduled_ = false;
+          u->writer_.StartFlush();
+        }
+      });
+    }
   }
   for (Delivery& d : out.to_clients) {
     // A peer may close itself (or another session) from inside its callback: look up each time.

@@ -99,6 +99,11 @@ class Upstream {
   bool running_ = false;
   bool stopping_ = false;
   std::coroutine_handle<> stop_waiter_;
+  // What to the worker is written once per batch of completions (Ring::AtBatchEnd): the requests
+  // of many clients in one writev, and the worker woken once for them.
+  bool flush_scheduled_ = false;
+  // Lets a scheduled flush find out that this Upstream is gone (null after destruction).
+  std::shared_ptr<Upstream*> self_ = std::make_shared<Upstream*>(this);
 };
 
 // Leases from a PoolManager without blocking the reactor.

@@ -15,7 +15,8 @@
 //     "audit": {"path": "audit.jsonl", "keyFile": "audit.key", "fsync": "segment"},
 //     "identity": {…},                                      // transport/http/identity
 //     "servers": [ {pool profile}, … ],                     // pool/profile.h, one per upstream
-//     "drainTimeoutMs": 10000
+//     "drainTimeoutMs": 10000,
+//     "busyPollUs": 50                                      // reactor polling after activity
 //   }
 //
 // Relative paths are resolved against the config file's folder.
@@ -52,6 +53,9 @@ struct GatewayConfig {
   std::string base_dir;       // the config file's folder
   std::vector<pool::Profile> servers;
   Duration drain_timeout = std::chrono::seconds(10);
+  // After a burst of completions the reactor keeps polling this long before it sleeps
+  // (io::Ring::set_busy_poll); 0 sleeps at once. As the sidecar's --busy-poll-us.
+  Duration busy_poll = std::chrono::microseconds(50);
 };
 
 // Parses a config document; `base_dir` resolves relative paths.

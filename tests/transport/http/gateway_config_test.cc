@@ -20,6 +20,7 @@ TEST(GatewayConfig, DefaultsToLoopbackAndAllowAllWhenOnlyServersAreGiven) {
   ASSERT_EQ(c->servers.size(), 1u);
   EXPECT_EQ(c->servers[0].name, "echo");
   EXPECT_EQ(c->resume_buffer_events, 256u);
+  EXPECT_EQ(c->busy_poll, std::chrono::microseconds(50));
 }
 
 TEST(GatewayConfig, ResolvesRelativePathsAgainstTheConfigFolder) {
@@ -40,7 +41,7 @@ TEST(GatewayConfig, ReadsListenersLimitsSessionsAndKeepsIdentityAsJson) {
       R"("http":{"maxBodyBytes":2048,"maxHeaderBytes":1024,"idleTimeoutMs":5000,)"
       R"("headerTimeoutMs":2000,"sseKeepAliveMs":1000},)"
       R"("sessions":{"resumeBufferEvents":8,"idleTimeoutMs":60000,"maxSessions":3},)"
-      R"("identity":{"anonymous": true},"drainTimeoutMs":250,)"
+      R"("identity":{"anonymous": true},"drainTimeoutMs":250,"busyPollUs":0,)"
       R"("servers":[{"name":"a","command":["/bin/cat"]},{"name":"b","command":["/bin/cat"]}]})",
       "");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -60,7 +61,15 @@ TEST(GatewayConfig, ReadsListenersLimitsSessionsAndKeepsIdentityAsJson) {
   EXPECT_EQ(c->max_sessions, 3u);
   EXPECT_EQ(c->identity_json, R"({"anonymous":true})");
   EXPECT_EQ(c->drain_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(c->busy_poll, std::chrono::microseconds(0));
   EXPECT_EQ(c->servers.size(), 2u);
+}
+
+TEST(GatewayConfig, RefusesABusyPollPastOneSecond) {
+  absl::StatusOr<GatewayConfig> c = ParseGatewayConfig(
+      R"({"busyPollUs":2000000,"servers":[{"name":"echo","command":["/bin/cat"]}]})", "");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("/busyPollUs"));
 }
 
 TEST(GatewayConfig, RefusesAConfigWithoutServers) {
