@@ -223,6 +223,41 @@ TEST(Ring, CancelMakesAPendingReadReturnEcanceled) {
             -ECANCELED);
 }
 
+// Writes one byte to `fd`, logs `name` when the write completes, and defers `name` + "-end".
+Task<void> WriteThenDefer(Ring& ring, int fd, std::string name, std::vector<std::string>* log,
+                          bool nest) {
+  char byte = 'x';
+  std::array<iovec, 1> iov{{{&byte, 1}}};
+  int n = co_await WritevOp(ring, fd, iov);
+  EXPECT_EQ(n, 1);
+  log->push_back(name);
+  ring.AtBatchEnd([&ring, name, log, nest] {
+    log->push_back(name + "-end");
+    if (nest) {
+      ring.AtBatchEnd([log] { log->push_back("nested"); });
+    }
+  });
+}
+
+Task<void> WritesThenSleep(Ring& ring, int fd, std::vector<std::string>* log) {
+  Spawn(WriteThenDefer(ring, fd, "a", log, /*nest=*/true));
+  Spawn(WriteThenDefer(ring, fd, "b", log, /*nest=*/false));
+  co_await SleepOp(ring, 1ms);
+  log->push_back("slept");
+}
+
+TEST(Ring, AtBatchEndRunsAfterEveryCompletionOfTheBatchAndBeforeTheNextWait) {
+  auto ring_or = Ring::Create(64);
+  SKIP_WITHOUT_IO_URING(ring_or);
+  Ring& ring = **ring_or;
+  Pipe p = MakePipe();
+  std::vector<std::string> log;
+  ring.AtBatchEnd([&log] { log.push_back("before-any-wait"); });
+  ring.RunUntilDone(WritesThenSleep(ring, p.write.Get(), &log));
+  EXPECT_EQ(log, (std::vector<std::string>{"before-any-wait", "a", "b", "a-end", "b-end", "nested",
+                                           "slept"}));
+}
+
 Task<void> CloseAfterRoundTrip(Ring& ring, UniqueFd& fd) {
   co_await RoundTrip(ring, fd.Get());
   fd.Reset();
