@@ -126,6 +126,7 @@ struct Gateway::Pending {
   Binding* binding = nullptr;
   std::unique_ptr<proxy::Exchange> exchange;
   TimePoint started{};
+  TimePoint last_heard{};  // started, or the last progress for it (requestTimeoutMs counts from)
   // kFanIn (an aggregated list): one answer per binding.
   size_t parts_waiting = 0;
   std::vector<std::pair<std::string, std::string>> parts;  // (server, result JSON)
@@ -225,6 +226,9 @@ io::Task<void> Gateway::Run() {
     }
   }
   tasks_.Spawn(KeepAlives());
+  if (config_.request_timeout.count() > 0) {
+    tasks_.Spawn(RequestTimeouts());
+  }
   co_await tasks_.Join();
 }
 
@@ -722,6 +726,7 @@ void Gateway::StartCall(Session& session, std::shared_ptr<ResponseStream> stream
   p->binding = &b;
   p->exchange = std::move(ex);
   p->started = deps_.clock->Now();
+  p->last_heard = p->started;
   p->stream = NewStream(session, std::move(stream), false).number;
   session.pending.emplace(std::move(key), std::move(p));
   ++in_flight_;
@@ -1028,6 +1033,9 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
         }
         if (!token.empty() && p->progress_token == token) {
           latest = p.get();
+          if (env.method == "notifications/progress") {
+            p->last_heard = deps_.clock->Now();  // a request that reports progress is alive
+          }
           break;
         }
         if (latest == nullptr || p->started > latest->started ||
@@ -1505,6 +1513,63 @@ void Gateway::ServeMetrics(ResponseStream& stream) {
 
 // ---- background -------------------------------------------------------------------------------
 
+io::Task<void> Gateway::RequestTimeouts() {
+  const Duration limit = config_.request_timeout;
+  const Duration period =
+      std::clamp<Duration>(limit / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+  const auto limit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(limit).count();
+  while (!stopped_) {
+    io::SleepOp sleep(ring_, period);
+    timeout_sleep_ = &sleep;
+    co_await sleep;
+    timeout_sleep_ = nullptr;
+    if (stopped_) {
+      break;
+    }
+    TimePoint now = deps_.clock->Now();
+    // Collected first: answering may end a stateless session (and its pending map) at once.
+    std::vector<std::pair<std::string, std::string>> late;  // (session id, pending key)
+    for (auto& [id, s] : sessions_) {
+      for (auto& [key, p] : s->pending) {
+        if (p->kind == Pending::Kind::kCall && p->fan_key.empty() && p->method != "initialize" &&
+            now - p->last_heard >= limit) {
+          late.emplace_back(id, key);
+        }
+      }
+    }
+    for (const auto& [sid, key] : late) {
+      auto sit = sessions_.find(sid);
+      if (sit == sessions_.end()) {
+        continue;
+      }
+      Session& session = *sit->second;
+      auto pit = session.pending.find(key);
+      if (pit == session.pending.end()) {
+        continue;
+      }
+      Pending& p = *pit->second;
+      // The worker is told to stop (the mux then drops its late answer), as for a client's own
+      // cancellation; the client gets -32001 instead of waiting for ever.
+      SendToUpstream(*p.binding,
+                     absl::StrCat(R"({"jsonrpc":"2.0","method":"notifications/cancelled",)",
+                                  R"("params":{"requestId":)", p.client_id,
+                                  R"(,"reason":"mcpmw: request timeout"}})"));
+      if (p.exchange != nullptr) {
+        deps_.governance->Abandon(*p.exchange, jsonrpc::kServerUnavailable, "request timeout");
+        p.exchange.reset();
+      }
+      CountCall(session, p.method, "timeout", p.binding->server->name, now - p.started);
+      FinishPending(
+          session, p,
+          jsonrpc::ErrorResponse(
+              p.client_id, jsonrpc::kServerUnavailable,
+              absl::StrCat("the server did not answer within ", limit_ms,
+                           " ms (requestTimeoutMs); mcpmw cancelled the request"),
+              absl::StrCat(R"({"reason":"request-timeout","timeoutMs":)", limit_ms, "}")));
+    }
+  }
+}
+
 io::Task<void> Gateway::KeepAlives() {
   Duration tick = config_.sse_keep_alive;
   if (tick.count() <= 0) {
@@ -1582,6 +1647,9 @@ io::Task<void> Gateway::Drain() {
   broker_->Stop();
   if (keepalive_sleep_ != nullptr) {
     ring_.Cancel(keepalive_sleep_);
+  }
+  if (timeout_sleep_ != nullptr) {
+    ring_.Cancel(timeout_sleep_);
   }
 }
 

@@ -175,6 +175,9 @@ class Gateway final : public Handler {
 
   // Background.
   io::Task<void> KeepAlives();
+  // With config.request_timeout: answers -32001 to each call its worker has not answered (nor
+  // reported progress for) within the timeout, and cancels it at the worker.
+  io::Task<void> RequestTimeouts();
   io::Task<void> LeaseShared(Server& server);
   // Wraps a lease in an Upstream and reads it in the background; `shared` (or null for an
   // exclusive worker) is the profile that re-leases when this worker, its current one, exits.
@@ -206,6 +209,7 @@ class Gateway final : public Handler {
   bool draining_ = false;
   bool stopped_ = false;
   io::SleepOp* keepalive_sleep_ = nullptr;
+  io::SleepOp* timeout_sleep_ = nullptr;
   uint64_t stateless_sequence_ = 0;
   // SeriesFor's cache, keyed by the four label values joined with NULs; bounded, because method
   // names come from clients (past the bound every call looks its series up again).

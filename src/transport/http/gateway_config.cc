@@ -169,6 +169,11 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view text, std::str
   if (drain) {
     c.drain_timeout = *drain;
   }
+  MCPMW_ASSIGN_OR_RETURN(std::optional<std::chrono::milliseconds> request_timeout,
+                         r.Millis("requestTimeoutMs"));
+  if (request_timeout) {
+    c.request_timeout = *request_timeout;
+  }
   MCPMW_ASSIGN_OR_RETURN(std::optional<uint64_t> busy_poll_us, r.Whole("busyPollUs", 1'000'000));
   if (busy_poll_us) {
     c.busy_poll = std::chrono::microseconds(*busy_poll_us);

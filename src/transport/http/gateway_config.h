@@ -16,6 +16,7 @@
 //     "identity": {…},                                      // transport/http/identity
 //     "servers": [ {pool profile}, … ],                     // pool/profile.h, one per upstream
 //     "drainTimeoutMs": 10000,
+//     "requestTimeoutMs": 0,                                // 0: calls may take for ever
 //     "busyPollUs": 50                                      // reactor polling after activity
 //   }
 //
@@ -53,6 +54,9 @@ struct GatewayConfig {
   std::string base_dir;       // the config file's folder
   std::vector<pool::Profile> servers;
   Duration drain_timeout = std::chrono::seconds(10);
+  // A call its worker has not answered this long after it arrived (or after its last progress
+  // notification) gets -32001 and is cancelled at the worker; 0 turns the timeout off.
+  Duration request_timeout{0};
   // After a burst of completions the reactor keeps polling this long before it sleeps
   // (io::Ring::set_busy_poll); 0 sleeps at once. As the sidecar's --busy-poll-us.
   Duration busy_poll = std::chrono::microseconds(50);

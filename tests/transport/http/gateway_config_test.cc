@@ -21,6 +21,7 @@ TEST(GatewayConfig, DefaultsToLoopbackAndAllowAllWhenOnlyServersAreGiven) {
   EXPECT_EQ(c->servers[0].name, "echo");
   EXPECT_EQ(c->resume_buffer_events, 256u);
   EXPECT_EQ(c->busy_poll, std::chrono::microseconds(50));
+  EXPECT_EQ(c->request_timeout, Duration::zero()) << "calls may take for ever by default";
 }
 
 TEST(GatewayConfig, ResolvesRelativePathsAgainstTheConfigFolder) {
@@ -42,6 +43,7 @@ TEST(GatewayConfig, ReadsListenersLimitsSessionsAndKeepsIdentityAsJson) {
       R"("headerTimeoutMs":2000,"sseKeepAliveMs":1000},)"
       R"("sessions":{"resumeBufferEvents":8,"idleTimeoutMs":60000,"maxSessions":3},)"
       R"("identity":{"anonymous": true},"drainTimeoutMs":250,"busyPollUs":0,)"
+      R"("requestTimeoutMs":30000,)"
       R"("servers":[{"name":"a","command":["/bin/cat"]},{"name":"b","command":["/bin/cat"]}]})",
       "");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -62,6 +64,7 @@ TEST(GatewayConfig, ReadsListenersLimitsSessionsAndKeepsIdentityAsJson) {
   EXPECT_EQ(c->identity_json, R"({"anonymous":true})");
   EXPECT_EQ(c->drain_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(c->busy_poll, std::chrono::microseconds(0));
+  EXPECT_EQ(c->request_timeout, std::chrono::milliseconds(30000));
   EXPECT_EQ(c->servers.size(), 2u);
 }
 

@@ -678,6 +678,50 @@ TEST_F(GatewayTest, SendsProgressOnTheStreamOfTheRequestThatAskedForIt) {
   EXPECT_EQ(events[2].data, R"({"jsonrpc":"2.0","id":8,"result":{"done":true}})");
 }
 
+TEST_F(GatewayTest, AnswersMinus32001WhenTheWorkerOutlivesRequestTimeoutAndTheSessionGoesOn) {
+  h_.config.request_timeout = 300ms;
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Reply hung, after;
+  Duration waited{};
+  RunWithClient([&](uint16_t port) {
+    Client c(port);
+    ASSERT_TRUE(c.connected());
+    std::string sid = OpenSession(c);
+    auto start = std::chrono::steady_clock::now();
+    hung = c.Do({.body = R"({"jsonrpc":"2.0","id":5,"method":"hang"})", .session = sid});
+    waited = std::chrono::steady_clock::now() - start;
+    after = c.Do({.body = ToolCall(6, "echo", R"({"text":"still here"})"), .session = sid});
+  });
+  EXPECT_EQ(hung.status, 200);
+  EXPECT_EQ(hung.body,
+            R"({"jsonrpc":"2.0","id":5,"error":{"code":-32001,"message":"the server did not )"
+            R"(answer within 300 ms (requestTimeoutMs); mcpmw cancelled the request",)"
+            R"("data":{"reason":"request-timeout","timeoutMs":300}}})");
+  EXPECT_GE(waited, 290ms);
+  EXPECT_LT(waited, 5s);
+  EXPECT_EQ(after.body, R"({"jsonrpc":"2.0","id":6,"result":{"content":[{"type":"text",)"
+                        R"("text":"still here"}]}})");
+}
+
+TEST_F(GatewayTest, ProgressNotificationsRestartTheRequestTimeout) {
+  h_.config.request_timeout = 300ms;
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Reply reply;
+  RunWithClient([&](uint16_t port) {
+    Client c(port);
+    ASSERT_TRUE(c.connected());
+    std::string sid = OpenSession(c);
+    // 4 × 150 ms: longer than the timeout in all, never 300 ms without a word.
+    reply = c.Do({.body = R"({"jsonrpc":"2.0","id":3,"method":"progress","params":{"count":4,)"
+                          R"("interval_ms":150,"_meta":{"progressToken":"p3"}}})",
+                  .session = sid});
+  });
+  EXPECT_EQ(reply.status, 200);
+  std::vector<SseEvent> events = ParseSse(reply.body);
+  ASSERT_EQ(events.size(), 5u) << reply.body;
+  EXPECT_EQ(events[4].data, R"({"jsonrpc":"2.0","id":3,"result":{"done":true}})");
+}
+
 TEST_F(GatewayTest, DrainWaitsForTheCallInFlightAndRefusesNewSessionsMeanwhile) {
   ASSERT_NO_FATAL_FAILURE(Start());
   int fds[2];
