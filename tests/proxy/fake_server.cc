@@ -12,7 +12,7 @@
 //   progress {count, interval_ms} → sends `count` notifications/progress for the request's
 //                     params._meta.progressToken, `interval_ms` apart, then answers {"done":true}
 //   cancellations   → {"cancelled": [the params of every notifications/cancelled received]}
-//   tools/list      → the tools below
+//   tools/list      → the tools below (FAKE_TOOL_PAGES=N: N pages, see the handler)
 //   tools/call      → by params.name: `echo` {text} answers a text content holding `text`;
 //                     `slow` {ms} answers "slept <ms>" after `ms` milliseconds; any other name
 //                     is an -32602 error naming the tool
@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -138,9 +139,24 @@ int main() {
       }
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"done":true}})");
     } else if (method == "tools/list") {
-      Send(R"({"jsonrpc":"2.0","id":)" + rid +
-           R"(,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}},)"
-           R"({"name":"slow","inputSchema":{"type":"object"}}]}})");
+      // Page 1 is echo and slow; page k > 1 (cursor "page-k") is one tool, "page<k>_tool".
+      int64_t pages = 1;
+      if (const char* p = std::getenv("FAKE_TOOL_PAGES"); p != nullptr) {
+        pages = std::max<int64_t>(1, std::atoll(p));
+      }
+      int64_t page = 1;
+      std::string_view cursor;
+      if (msg["params"]["cursor"].get(cursor) == simdjson::SUCCESS && cursor.starts_with("page-")) {
+        page = std::atoll(std::string(cursor.substr(5)).c_str());
+      }
+      std::string tools = page <= 1 ? R"({"name":"echo","inputSchema":{"type":"object"}},)"
+                                      R"({"name":"slow","inputSchema":{"type":"object"}})"
+                                    : R"({"name":"page)" + std::to_string(page) +
+                                          R"(_tool","inputSchema":{"type":"object"}})";
+      std::string next =
+          page < pages ? R"(,"nextCursor":"page-)" + std::to_string(page + 1) + "\"" : "";
+      Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"tools":[)" + tools + "]" + next +
+           "}}");
     } else if (method == "tools/call") {
       std::string_view tool;
       if (msg["params"]["name"].get(tool) != simdjson::SUCCESS) {

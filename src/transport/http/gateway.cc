@@ -131,6 +131,7 @@ struct Gateway::Pending {
   size_t parts_waiting = 0;
   std::vector<std::pair<std::string, std::string>> parts;  // (server, result JSON)
   std::string fan_key;  // the key of the fan-in entry the parts report to
+  size_t page = 1;      // a part: which page of its server's tools/list this request asks for
 };
 
 struct Gateway::Binding final : proxy::UpstreamPeer {
@@ -186,6 +187,10 @@ struct Gateway::Session {
 };
 
 namespace {
+// An aggregated tools/list follows at most this many pages of one server (a server whose cursor
+// never ends must not keep the client waiting for ever).
+constexpr size_t kMaxToolPages = 64;
+
 std::string PendingKey(size_t binding, std::string_view id) {
   return absl::StrCat(binding, "|", Sv(id));
 }
@@ -986,12 +991,30 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
       if (!p.fan_key.empty()) {
         // One part of an aggregated tools/list.
         std::string fan_key = p.fan_key;
+        size_t p_page = p.page;
         session.pending.erase(it);
         std::string result;
         if (absl::StatusOr<std::optional<std::string_view>> r =
                 middleware::FindMember(out, {"result"}, false);
             r.ok() && r->has_value()) {
           result = std::string(**r);
+        }
+        // A server that pages its tools is asked for the next page (governed like the first,
+        // so the tool filter sees every page) before its part counts as done.
+        if (absl::StatusOr<std::optional<std::string_view>> next =
+                middleware::FindMember(result, {"nextCursor"}, false);
+            next.ok() && next->has_value() && (*next)->starts_with('"')) {
+          if (p_page < kMaxToolPages) {
+            std::string cursor(**next);
+            AddPart(session, fan_key, b.server->name, std::move(result));
+            if (FetchToolsPage(session, b, fan_key, cursor, p_page + 1)) {
+              return;
+            }
+            PartDone(session, fan_key, b.server->name, {});
+            return;
+          }
+          LogError("gateway: ", b.server->name, " pages its tools/list past ", kMaxToolPages,
+                   " pages; the aggregated list stops there");
         }
         PartDone(session, fan_key, b.server->name, result);
         return;
@@ -1096,22 +1119,63 @@ void Gateway::ClientCancelled(Session& session, const Envelope& env) {
   }
 }
 
+void Gateway::AddPart(Session& session, const std::string& fan_key, const std::string& server,
+                      std::string result) {
+  auto fit = session.pending.find(fan_key);
+  if (fit != session.pending.end() && !result.empty()) {
+    fit->second->parts.emplace_back(server, std::move(result));
+  }
+}
+
+bool Gateway::FetchToolsPage(Session& session, Binding& b, const std::string& fan_key,
+                             std::string_view cursor_json, size_t page) {
+  auto fit = session.pending.find(fan_key);
+  if (fit == session.pending.end() || b.dead) {
+    return false;
+  }
+  std::string id = absl::StrCat("\"mcpmw-tools-page-", ++page_sequence_, "\"");
+  std::string line =
+      absl::StrCat(R"({"jsonrpc":"2.0","id":)", id, R"(,"method":"tools/list","params":{"cursor":)",
+                   Sv(cursor_json), "}}");
+  std::string padded = line;
+  padded.reserve(padded.size() + simdjson::SIMDJSON_PADDING);
+  Envelope env;
+  reader_.Read(padded, &env);
+  std::unique_ptr<proxy::Exchange> ex =
+      deps_.governance->Begin(env, padded, &session.principal, b.server->name);
+  if (!ex->ctx.outcome.IsContinue()) {
+    return false;
+  }
+  auto part = std::make_unique<Pending>();
+  part->kind = Pending::Kind::kCall;
+  part->client_id = id;
+  part->method = "tools/list";
+  part->binding = &b;
+  part->exchange = std::move(ex);
+  part->started = deps_.clock->Now();
+  part->last_heard = part->started;
+  part->stream = fit->second->stream;
+  part->fan_key = fan_key;
+  part->page = page;
+  session.pending.emplace(PendingKey(b.index, id), std::move(part));
+  SendToUpstream(b, std::move(line));
+  return true;
+}
+
 void Gateway::PartDone(Session& session, const std::string& fan_key, const std::string& server,
                        std::string result) {
+  AddPart(session, fan_key, server, std::move(result));
   auto fit = session.pending.find(fan_key);
   if (fit == session.pending.end()) {
     return;
   }
   Pending& fan = *fit->second;
-  if (!result.empty()) {
-    fan.parts.emplace_back(server, std::move(result));
-  }
   if (--fan.parts_waiting > 0) {
     return;
   }
   auto dir = std::make_unique<proxy::ToolDirectory>();
   for (auto& [name, part] : fan.parts) {
-    // Only the first page of each server is merged (cursors are not followed yet).
+    // Every page of every server, in the order they came.
     if (absl::StatusOr<proxy::ToolDirectory::PageInfo> st = dir->Add(name, part); !st.ok()) {
       LogError("gateway: tools/list of ", name, ": ", st.status().message());
     }

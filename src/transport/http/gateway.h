@@ -160,6 +160,14 @@ class Gateway final : public Handler {
   // One server's part of an aggregated tools/list arrived (`result` empty: none).
   void PartDone(Session& session, const std::string& fan_key, const std::string& server,
                 std::string result);
+  // One page of a server's part that has more pages after it.
+  void AddPart(Session& session, const std::string& fan_key, const std::string& server,
+               std::string result);
+  // Asks `b`'s server for the tools/list page at `cursor_json` (a JSON string), through the
+  // chain, as part of the fan-in `fan_key`. False when it could not be asked (the chain refused,
+  // the binding or the fan-in is gone): the part is then done.
+  bool FetchToolsPage(Session& session, Binding& b, const std::string& fan_key,
+                      std::string_view cursor_json, size_t page);
   void Emit(Session& session, Stream& stream, std::string_view json, bool final);
   void AttachStream(Session& session, Stream& stream, std::shared_ptr<ResponseStream> http);
   Stream& NewStream(Session& session, std::shared_ptr<ResponseStream> http, bool is_get);
@@ -211,6 +219,7 @@ class Gateway final : public Handler {
   io::SleepOp* keepalive_sleep_ = nullptr;
   io::SleepOp* timeout_sleep_ = nullptr;
   uint64_t stateless_sequence_ = 0;
+  uint64_t page_sequence_ = 0;  // ids of the tools/list pages mcpmw asks for itself
   // SeriesFor's cache, keyed by the four label values joined with NULs; bounded, because method
   // names come from clients (past the bound every call looks its series up again).
   absl::flat_hash_map<std::string, CallSeries> call_series_;

@@ -219,13 +219,16 @@ std::string ToolCall(int id, std::string_view tool, std::string_view arguments,
 
 // initialize then notifications/initialized on `c`; returns the session id ("" on failure, with
 // the failure recorded).
-std::string OpenSession(Client& c, const std::string& authorization = "Bearer good") {
-  Reply init = c.Do({.body = std::string(kInitialize), .authorization = authorization});
+std::string OpenSession(Client& c, const std::string& authorization = "Bearer good",
+                        const std::string& path = "/servers/fake/mcp") {
+  Reply init =
+      c.Do({.path = path, .body = std::string(kInitialize), .authorization = authorization});
   EXPECT_EQ(init.status, 200) << init.body;
   EXPECT_THAT(init.body, StartsWith(R"({"jsonrpc":"2.0","id":0,"result":{)")) << init.body;
   std::string sid = init.Header("mcp-session-id");
   EXPECT_FALSE(sid.empty());
-  Reply ack = c.Do({.body = R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+  Reply ack = c.Do({.path = path,
+                    .body = R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
                     .authorization = authorization,
                     .session = sid,
                     .extra = {{"MCP-Protocol-Version", "2025-06-18"}}});
@@ -408,6 +411,7 @@ class GatewayTest : public testing::Test {
     p.name = "fake";
     p.argv = {MCPMW_FAKE_SERVER};
     p.env_set = {{"FAKE_CAPABILITIES", std::string(kCapabilities)}};
+    p.env_set.insert(worker_env_.begin(), worker_env_.end());
     p.min_warm = 1;
     p.max_workers = 8;
     p.sandbox = {};
@@ -454,6 +458,7 @@ class GatewayTest : public testing::Test {
   }
 
   Harness h_;
+  std::vector<std::pair<std::string, std::string>> worker_env_;  // for the next Start()
 };
 
 TEST_F(GatewayTest, InitializeThenToolsCallAnswersAsJsonOnAHexSession) {
@@ -720,6 +725,27 @@ TEST_F(GatewayTest, ProgressNotificationsRestartTheRequestTimeout) {
   std::vector<SseEvent> events = ParseSse(reply.body);
   ASSERT_EQ(events.size(), 5u) << reply.body;
   EXPECT_EQ(events[4].data, R"({"jsonrpc":"2.0","id":3,"result":{"done":true}})");
+}
+
+TEST_F(GatewayTest, AggregatedToolsListFollowsEveryPageThroughTheToolFilter) {
+  worker_env_ = {{"FAKE_TOOL_PAGES", "3"}};
+  ASSERT_NO_FATAL_FAILURE(Start(R"({"bundleVersion":"v1","toolCatalog":[
+    {"toolName":"page3_tool","visibility":"private"}]})"));
+  Reply list;
+  RunWithClient([&](uint16_t port) {
+    Client c(port);
+    ASSERT_TRUE(c.connected());
+    std::string sid = OpenSession(c, "Bearer good", "/mcp");
+    list = c.Do({.path = "/mcp",
+                 .body = R"({"jsonrpc":"2.0","id":4,"method":"tools/list"})",
+                 .session = sid});
+  });
+  EXPECT_EQ(list.status, 200) << list.body;
+  // Pages 1 and 2 merged; page 3's only tool is private; no cursor is handed on.
+  EXPECT_EQ(list.body, R"({"jsonrpc":"2.0","id":4,"result":{"tools":[)"
+                       R"({"name":"fake__echo","inputSchema":{"type":"object"}},)"
+                       R"({"name":"fake__slow","inputSchema":{"type":"object"}},)"
+                       R"({"name":"fake__page2_tool","inputSchema":{"type":"object"}}]}})");
 }
 
 TEST_F(GatewayTest, DrainWaitsForTheCallInFlightAndRefusesNewSessionsMeanwhile) {
