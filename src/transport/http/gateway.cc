@@ -1577,17 +1577,22 @@ void Gateway::ServeMetrics(ResponseStream& stream) {
 
 // ---- background -------------------------------------------------------------------------------
 
+io::Task<bool> Gateway::Pause(Duration period, io::SleepOp** slot) {
+  io::SleepOp sleep(ring_, period);
+  *slot = &sleep;
+  co_await sleep;
+  *slot = nullptr;
+  co_return !stopped_;
+}
+
 io::Task<void> Gateway::RequestTimeouts() {
   const Duration limit = config_.request_timeout;
   const Duration period =
       std::clamp<Duration>(limit / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
   const auto limit_ms = std::chrono::duration_cast<std::chrono::milliseconds>(limit).count();
   while (!stopped_) {
-    io::SleepOp sleep(ring_, period);
-    timeout_sleep_ = &sleep;
-    co_await sleep;
-    timeout_sleep_ = nullptr;
-    if (stopped_) {
+    bool go_on = co_await Pause(period, &timeout_sleep_);
+    if (!go_on) {
       break;
     }
     TimePoint now = deps_.clock->Now();
@@ -1640,11 +1645,8 @@ io::Task<void> Gateway::KeepAlives() {
     tick = std::chrono::seconds(15);
   }
   while (!stopped_) {
-    io::SleepOp sleep(ring_, tick);
-    keepalive_sleep_ = &sleep;
-    co_await sleep;
-    keepalive_sleep_ = nullptr;
-    if (stopped_) {
+    bool go_on = co_await Pause(tick, &keepalive_sleep_);
+    if (!go_on) {
       break;
     }
     ended_.clear();

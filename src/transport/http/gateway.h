@@ -182,6 +182,9 @@ class Gateway final : public Handler {
                   std::vector<std::pair<std::string, std::string>> headers = {});
 
   // Background.
+  // Sleeps `period`; *slot holds the sleep meanwhile, so Drain can cancel it. False once the
+  // gateway stopped.
+  io::Task<bool> Pause(Duration period, io::SleepOp** slot);
   io::Task<void> KeepAlives();
   // With config.request_timeout: answers -32001 to each call its worker has not answered (nor
   // reported progress for) within the timeout, and cancels it at the worker.

@@ -31,6 +31,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pool/pool_manager.h"
@@ -215,6 +216,14 @@ std::string ToolCall(int id, std::string_view tool, std::string_view arguments,
          R"(,"method":"tools/call","params":{"name":")" + std::string(tool) + R"(","arguments":)" +
          std::string(arguments) + (extra_params.empty() ? "" : "," + std::string(extra_params)) +
          "}}";
+}
+
+// The fake server's `progress` request: `count` notifications/progress for `token`,
+// `interval_ms` apart, then {"done":true}.
+std::string ProgressCall(int id, int count, int interval_ms, std::string_view token) {
+  return absl::StrCat(R"({"jsonrpc":"2.0","id":)", id, R"(,"method":"progress","params":{)",
+                      R"("count":)", count, R"(,"interval_ms":)", interval_ms,
+                      R"(,"_meta":{"progressToken":")", Sv(token), R"("}}})");
 }
 
 // initialize then notifications/initialized on `c`; returns the session id ("" on failure, with
@@ -615,9 +624,7 @@ TEST_F(GatewayTest, StreamsServerNotificationsAsSseWithEventIdsAndResumesAfterLa
     ASSERT_TRUE(c.connected());
     std::string sid = OpenSession(c);
     // The fake server's `progress` sends two notifications/progress, then its answer.
-    stream = c.Do({.body = R"({"jsonrpc":"2.0","id":6,"method":"progress","params":{"count":2,)"
-                           R"("interval_ms":0,"_meta":{"progressToken":"tok"}}})",
-                   .session = sid});
+    stream = c.Do({.body = ProgressCall(6, 2, 0, "tok"), .session = sid});
     std::vector<SseEvent> events = ParseSse(stream.body);
     ASSERT_FALSE(events.empty()) << stream.body;
     resumed = c.Do({.method = "GET",
@@ -663,10 +670,7 @@ TEST_F(GatewayTest, SendsProgressOnTheStreamOfTheRequestThatAskedForIt) {
     std::string sid = OpenSession(a);
     // The worker takes 300 ms before its first progress: request 9 is in flight by then (it
     // waits behind request 8 in the single-threaded fake server).
-    ASSERT_TRUE(
-        a.Send({.body = R"({"jsonrpc":"2.0","id":8,"method":"progress","params":{"count":2,)"
-                        R"("interval_ms":300,"_meta":{"progressToken":"t8"}}})",
-                .session = sid}));
+    ASSERT_TRUE(a.Send({.body = ProgressCall(8, 2, 300, "t8"), .session = sid}));
     later = b.Do({.body = ToolCall(9, "echo", R"({"text":"nine"})"), .session = sid});
     with_progress = a.Read();
   });
@@ -717,9 +721,7 @@ TEST_F(GatewayTest, ProgressNotificationsRestartTheRequestTimeout) {
     ASSERT_TRUE(c.connected());
     std::string sid = OpenSession(c);
     // 4 × 150 ms: longer than the timeout in all, never 300 ms without a word.
-    reply = c.Do({.body = R"({"jsonrpc":"2.0","id":3,"method":"progress","params":{"count":4,)"
-                          R"("interval_ms":150,"_meta":{"progressToken":"p3"}}})",
-                  .session = sid});
+    reply = c.Do({.body = ProgressCall(3, 4, 150, "p3"), .session = sid});
   });
   EXPECT_EQ(reply.status, 200);
   std::vector<SseEvent> events = ParseSse(reply.body);

@@ -476,31 +476,6 @@ TEST(HttpServer, ServesTheNextRequestOnTheReadKeptDuringALateAnswer) {
   EXPECT_EQ(bodies, (std::vector<std::string>{"late n=0", "late n=1", "late n=2"}));
 }
 
-TEST(HttpServer, StopAcceptingClosesAConnectionWaitingAfterALateAnswer) {
-  Harness h;
-  START_OR_SKIP(h, Limits());
-  h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
-    if (r.path == "/stop") {
-      h.server->StopAccepting();
-      s->Respond(Text(200, "ok"));
-      return;
-    }
-    h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 10ms, "late"));
-  };
-  bool idle_closed = false;
-  RunWithClient(h, [&](uint16_t port) {
-    Client idle(port);
-    idle.Send("GET / HTTP/1.1\r\n\r\n");
-    idle.ReadResponse();  // now waiting on the kept read
-    Client stopper(port);
-    stopper.Send("GET /stop HTTP/1.1\r\n\r\n");
-    stopper.ReadResponse();
-    idle_closed = idle.ReadToEof();
-  });
-  EXPECT_TRUE(idle_closed) << "closed by the drain, not the client's 5 s timeout";
-  EXPECT_FALSE(h.forced_close);
-}
-
 TEST(HttpServer, StopAcceptingLetsTheAnswerInFlightFinishThenServeReturns) {
   Harness h;
   START_OR_SKIP(h, Limits());
@@ -531,27 +506,39 @@ TEST(HttpServer, StopAcceptingLetsTheAnswerInFlightFinishThenServeReturns) {
   EXPECT_FALSE(h.forced_close);
 }
 
+// One connection was answered at once (it waits on a timed read), the other later (it waits on
+// the read kept during its answer): both close when the server stops accepting.
 TEST(HttpServer, StopAcceptingClosesConnectionsIdleBetweenRequests) {
   Harness h;
   START_OR_SKIP(h, Limits());
   h.handler.on_request = [&h](Request& r, const std::shared_ptr<ResponseStream>& s) {
+    if (r.path == "/late") {
+      h.handler_tasks.Spawn(AnswerLater(*h.ring, s, 10ms, "late"));
+      return;
+    }
     if (r.path == "/stop") {
       h.server->StopAccepting();
     }
     s->Respond(Text(200, "ok"));
   };
   bool idle_closed = false;
+  bool idle_after_late_closed = false;
   std::string stop_head;
   RunWithClient(h, [&](uint16_t port) {
     Client idle(port);
     idle.Send("GET / HTTP/1.1\r\n\r\n");
     idle.ReadResponse();  // now idle between requests
+    Client idle_after_late(port);
+    idle_after_late.Send("GET /late HTTP/1.1\r\n\r\n");
+    idle_after_late.ReadResponse();
     Client stopper(port);
     stopper.Send("GET /stop HTTP/1.1\r\n\r\n");
     stop_head = stopper.ReadResponse().first;
     idle_closed = idle.ReadToEof();
+    idle_after_late_closed = idle_after_late.ReadToEof();
   });
   EXPECT_TRUE(idle_closed) << "closed by the drain, not the client's 5 s timeout";
+  EXPECT_TRUE(idle_after_late_closed) << "closed by the drain, not the client's 5 s timeout";
   EXPECT_NE(stop_head.find("\r\nConnection: close\r\n"), std::string::npos) << stop_head;
   EXPECT_FALSE(h.forced_close);
 }
