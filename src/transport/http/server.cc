@@ -671,10 +671,13 @@ io::Task<void> Connection::Loop() {
         continue;
       }
       int n = co_await Read(Duration::zero(), kMaxReadAhead);
-      untimed_wait_ = false;
+      bool answered = std::exchange(untimed_wait_, false);
       bool woken = std::exchange(woken_, false);
       if (n > 0 || n == -EINTR || n == -EAGAIN || (n == -ECANCELED && woken)) {
         continue;
+      }
+      if (answered) {
+        co_return;  // closed between requests: what is queued of the answer is still written
       }
       Fail();  // EOF or a socket error before the answer finished: the client is gone
       co_return;
