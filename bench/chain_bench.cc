@@ -3,7 +3,10 @@
 // empty bundle (the eleven stages with nothing to decide) and under the full bundle the
 // end-to-end `mcpmw-governed` row uses (bench/governed_bundle.json), beside the baseline every
 // governed message pays anyway: reading its envelope. BM_ReportRender is what the audit writer
-// then spends, on its own thread, rendering the full bundle's report.
+// then spends, on its own thread, rendering the full bundle's report. BM_ChainFullBundle_LoadText
+// is the full bundle on the message the end-to-end load generator sends (bench/load.cc: 200
+// bytes of "<id>:" and a rotating alphanumeric run, echoed back), which wakes more detectors
+// than prose does.
 #include <benchmark/benchmark.h>
 
 #include <fstream>
@@ -36,10 +39,34 @@ std::shared_ptr<const policy::Bundle> LoadBundle(bool full) {
   return *policy::ParseBundle(text);
 }
 
+// bench/load.cc's request for id 42 with 200 bytes of text, and bench/echo_server.cc's answer.
+std::string LoadText() {
+  constexpr std::string_view kAlphabet =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  constexpr uint64_t kId = 42;
+  constexpr size_t kBytes = 200;
+  std::string text = "42:";
+  for (size_t i = text.size(); i < kBytes; ++i) {
+    text.push_back(kAlphabet[(kId + i) % kAlphabet.size()]);
+  }
+  return text;
+}
+std::string LoadRequest() {
+  return R"({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo",)"
+         R"("arguments":{"text":")" +
+         LoadText() + R"("}}})";
+}
+std::string LoadResponse() {
+  return R"({"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":")" + LoadText() +
+         R"("}]}})";
+}
+
 // kRender: one exchange first, then the loop renders its report.
 enum class Measure { kChain, kRender };
 
-void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::kChain) {
+void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::kChain,
+                 std::string_view request_text = kRequest,
+                 std::string_view response_text = kResponse) {
   SteadyClock clock;
   uint64_t sequence = 0;
   middleware::RateLimitState rate_state;
@@ -55,8 +82,8 @@ void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::
       .metrics = &metrics,
       .report = [&](std::unique_ptr<middleware::AuditReport> r) { last_report = std::move(r); }};
   auto snapshot = *middleware::BuildChain(LoadBundle(full), deps);
-  simdjson::padded_string request(kRequest);
-  simdjson::padded_string response(kResponse);
+  simdjson::padded_string request(request_text);
+  simdjson::padded_string response(response_text);
   jsonrpc::EnvelopeReader reader;
   jsonrpc::Envelope req_env;
   jsonrpc::Envelope resp_env;
@@ -111,6 +138,13 @@ BENCHMARK(BM_ChainEmptyBundle);
 
 void BM_ChainFullBundle(benchmark::State& state) { RunExchange(state, true); }
 BENCHMARK(BM_ChainFullBundle);
+
+void BM_ChainFullBundle_LoadText(benchmark::State& state) {
+  const std::string request = LoadRequest();
+  const std::string response = LoadResponse();
+  RunExchange(state, true, Measure::kChain, request, response);
+}
+BENCHMARK(BM_ChainFullBundle_LoadText);
 
 void BM_ReportRender(benchmark::State& state) { RunExchange(state, true, Measure::kRender); }
 BENCHMARK(BM_ReportRender);

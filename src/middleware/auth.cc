@@ -34,7 +34,14 @@ Verdict AuthStage::OnRequest(MessageContext& ctx) {
   p.user = claimed.user.empty() ? defaults.user : claimed.user;
   p.agent = claimed.agent.empty() ? defaults.agent : claimed.agent;
   p.roles = claimed.roles.empty() ? defaults.roles : claimed.roles;
-  p.scopes = NormalizeScopes(claimed.scopes.empty() ? defaults.scopes : claimed.scopes);
+  const std::vector<std::string>& scopes =
+      claimed.scopes.empty() ? defaults.scopes : claimed.scopes;
+  if (!scopes_cached_ || scopes != scopes_in_) {
+    scopes_out_ = NormalizeScopes(scopes);
+    scopes_in_ = scopes;
+    scopes_cached_ = true;
+  }
+  p.scopes = scopes_out_;
 
   std::vector<std::string> missing;
   if (bundle_.require_tenant && p.tenant.empty()) {

@@ -19,11 +19,16 @@ class AuthStage final : public Stage {
   std::string_view name() const override { return "auth"; }
   FactSet reads() const override { return Facts({Fact::kInvocation}); }
   FactSet writes() const override { return Facts({Fact::kPrincipal}); }
+  uint8_t hooks() const override { return kOnRequest; }
 
   Verdict OnRequest(MessageContext& ctx) override;
 
  private:
   const policy::Bundle& bundle_;
+  // The last scopes normalised and the result: a session claims the same scopes on every call.
+  std::vector<std::string> scopes_in_;
+  std::vector<std::string> scopes_out_;
+  bool scopes_cached_ = false;
 };
 
 // The prototype's scope normalisation (seed §6.1 step 4), ASCII lowercase.

@@ -67,49 +67,67 @@ absl::StatusOr<Chain> Chain::Build(std::vector<Entry> entries) {
 }
 
 Chain::Chain(std::vector<Entry> entries)
-    : entries_(std::move(entries)), counters_(entries_.size()) {}
+    : entries_(std::move(entries)), counters_(entries_.size()) {
+  writes_.reserve(entries_.size());
+  hooks_.reserve(entries_.size());
+  for (const Entry& e : entries_) {
+    writes_.push_back(e.stage->writes());
+    hooks_.push_back(e.stage->hooks());
+  }
+}
 
 template <typename Hook>
-Verdict Chain::Run(MessageContext& ctx, Hook hook) {
+Verdict Chain::Run(MessageContext& ctx, uint8_t hook_bit, Hook hook) {
   ctx.facts.set(static_cast<size_t>(Fact::kEnvelope));
+  if (ctx.decisions.capacity() == 0) {
+    ctx.decisions.reserve(entries_.size());  // at most about a row per stage: one allocation
+  }
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     StageCounters& c = counters_[i];
     ++c.evaluated;
-    std::optional<std::string> rewrite_before;
-    size_t decisions_before = ctx.decisions.size();
-    if (e.mode == Mode::kObserve) {
-      rewrite_before = ctx.rewritten;  // an observed stage must not change what is forwarded
+    if ((hooks_[i] & hook_bit) == 0) {  // the default hook: Continue, nothing changed
+      ctx.facts |= writes_[i];
+      continue;
     }
-    Verdict v = hook(*e.stage, ctx);
-    ctx.facts |= e.stage->writes();
-    if (e.mode == Mode::kObserve) {
-      ctx.rewritten = std::move(rewrite_before);
-      for (size_t d = decisions_before; d < ctx.decisions.size(); ++d) {
-        ctx.decisions[d].enforced = false;
-      }
+    if (e.mode == Mode::kEnforce) {
+      Verdict v = hook(*e.stage, ctx);
+      ctx.facts |= writes_[i];
       if (!v.IsContinue()) {
-        ++c.observed;
+        ++c.rejected;
+        ctx.outcome = v;
+        ctx.stopped_by = e.stage->name();
+        return v;
       }
       continue;
     }
+    // Observe mode: an observed stage must not change what is forwarded, nor stop the chain.
+    std::optional<std::string> rewrite_before = ctx.rewritten;
+    size_t decisions_before = ctx.decisions.size();
+    Verdict v = hook(*e.stage, ctx);
+    ctx.facts |= writes_[i];
+    ctx.rewritten = std::move(rewrite_before);
+    for (size_t d = decisions_before; d < ctx.decisions.size(); ++d) {
+      ctx.decisions[d].enforced = false;
+    }
     if (!v.IsContinue()) {
-      ++c.rejected;
-      ctx.outcome = v;
-      ctx.stopped_by = e.stage->name();
-      return v;
+      ++c.observed;
     }
   }
-  ctx.outcome = Verdict::Continue();
+  const Verdict& o = ctx.outcome;
+  if (!o.IsContinue() || o.code != 0 || !o.message.empty() || !o.data_json.empty() ||
+      !o.result_json.empty()) {
+    ctx.outcome = Verdict::Continue();  // (already so after a request that went through)
+  }
   return Verdict::Continue();
 }
 
 Verdict Chain::OnRequest(MessageContext& ctx) {
-  return Run(ctx, [](Stage& s, MessageContext& c) { return s.OnRequest(c); });
+  return Run(ctx, Stage::kOnRequest, [](Stage& s, MessageContext& c) { return s.OnRequest(c); });
 }
 
 Verdict Chain::OnResponse(MessageContext& ctx) {
-  return Run(ctx, [](Stage& s, MessageContext& c) { return s.OnResponse(c); });
+  return Run(ctx, Stage::kOnResponse, [](Stage& s, MessageContext& c) { return s.OnResponse(c); });
 }
 
 void Chain::OnComplete(MessageContext& ctx) {

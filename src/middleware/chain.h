@@ -49,10 +49,12 @@ class Chain {
  private:
   explicit Chain(std::vector<Entry> entries);
   template <typename Hook>
-  Verdict Run(MessageContext& ctx, Hook hook);
+  Verdict Run(MessageContext& ctx, uint8_t hook_bit, Hook hook);
 
   std::vector<Entry> entries_;
   std::vector<StageCounters> counters_;
+  std::vector<FactSet> writes_;  // entries_[i].stage->writes(), asked once
+  std::vector<uint8_t> hooks_;   // entries_[i].stage->hooks(), asked once
 };
 
 }  // namespace mcpmw::middleware

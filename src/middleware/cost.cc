@@ -11,7 +11,7 @@ using jsonrpc::MessageKind;
 // The request of a tools/call exchange, or the answer to one. A notification that calls itself
 // tools/call, or a server-to-client request, is not a metered call.
 bool IsClientToolCall(const MessageContext& ctx) {
-  if (ctx.method != "tools/call") {
+  if (!ctx.MethodIs("tools/call")) {
     return false;
   }
   if (ctx.envelope == nullptr) {

@@ -51,6 +51,7 @@ class CostStage final : public Stage {
     return Facts({Fact::kInvocation, Fact::kPrincipal, Fact::kUpstreamResult});
   }
   FactSet writes() const override { return Facts({Fact::kCost}); }
+  uint8_t hooks() const override { return 0; }
 
   void OnComplete(MessageContext& ctx) override;
 

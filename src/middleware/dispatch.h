@@ -18,6 +18,7 @@ class DispatchStage final : public Stage {
   std::string_view name() const override { return "dispatch"; }
   FactSet reads() const override { return Facts({Fact::kInvocation}); }
   FactSet writes() const override { return Facts({Fact::kUpstreamResult}); }
+  uint8_t hooks() const override { return kOnRequest | kOnResponse; }
 
   Verdict OnRequest(MessageContext& ctx) override;
   Verdict OnResponse(MessageContext& ctx) override;

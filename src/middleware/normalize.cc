@@ -1,6 +1,8 @@
 #include "src/middleware/normalize.h"
 
 #include <algorithm>
+#include <cstring>
+#include <span>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -11,21 +13,55 @@
 namespace mcpmw::middleware {
 namespace {
 
+// True when two of `keys` are equal.
+bool HasEqualKeys(std::span<std::string_view> keys) {
+  std::sort(keys.begin(), keys.end());
+  return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+}
+
+// A member name, left uninitialised until set (a std::string_view array would be zero-filled
+// on every call).
+struct KeyRef {
+  const char* data;
+  size_t size;
+};
+
 // True when an object at or below `e` has two members of the same name.
 bool HasDuplicateMember(simdjson::dom::element e) {
   simdjson::dom::object obj;
   simdjson::dom::array arr;
   if (e.get_object().get(obj) == simdjson::SUCCESS) {
-    std::vector<std::string_view> keys;
-    keys.reserve(obj.size());
+    // Small objects (nearly all of them) compare names pairwise, without sorting or allocating.
+    constexpr size_t kPairwiseMax = 16;
+    const size_t n = obj.size();
+    if (n <= kPairwiseMax) {
+      KeyRef keys[kPairwiseMax];  // NOLINT(cppcoreguidelines-pro-type-member-init): set below
+      size_t count = 0;
+      for (auto [key, value] : obj) {
+        if (HasDuplicateMember(value)) {
+          return true;
+        }
+        for (size_t j = 0; j < count; ++j) {
+          if (keys[j].size == key.size() &&
+              std::memcmp(keys[j].data, key.data(), key.size()) == 0) {
+            return true;
+          }
+        }
+        if (count < kPairwiseMax) {
+          keys[count++] = {key.data(), key.size()};
+        }
+      }
+      return false;
+    }
+    std::vector<std::string_view> many;
+    many.reserve(n);
     for (auto [key, value] : obj) {
       if (HasDuplicateMember(value)) {
         return true;
       }
-      keys.push_back(key);
+      many.push_back(key);
     }
-    std::sort(keys.begin(), keys.end());
-    return std::adjacent_find(keys.begin(), keys.end()) != keys.end();
+    return HasEqualKeys(many);
   }
   if (e.get_array().get(arr) == simdjson::SUCCESS) {
     for (simdjson::dom::element item : arr) {
@@ -44,7 +80,7 @@ Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
   ctx.request_kind = ctx.envelope->kind;
   ctx.method.assign(ctx.envelope->method);
   ctx.tool_name.assign(ctx.envelope->tool_name);
-  if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.method == "tools/call" &&
+  if (ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.MethodIs("tools/call") &&
       ctx.tool_name.empty()) {
     return Deny(ctx, name(), jsonrpc::kInvalidParams,
                 "tools/call needs params.name, the name of the tool to call.", "invalid-tool-call");

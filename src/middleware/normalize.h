@@ -27,6 +27,7 @@ class NormalizeStage final : public Stage {
   std::string_view name() const override { return "normalize"; }
   FactSet reads() const override { return Facts({Fact::kEnvelope}); }
   FactSet writes() const override { return Facts({Fact::kInvocation}); }
+  uint8_t hooks() const override { return kOnRequest; }
 
   Verdict OnRequest(MessageContext& ctx) override;
 

@@ -158,8 +158,14 @@ Verdict PolicyStage::OnRequest(MessageContext& ctx) {
     return Verdict::Continue();
   }
   policy::EvalContext ec = ConditionContext(ctx, ctx.method, ctx.tool_name);
-  if (ctx.method == "tools/call" && ctx.request_document &&
-      ctx.request_document->at_pointer("/params/arguments").get(ec.args) == simdjson::SUCCESS) {
+  // params.arguments by two key lookups (what the pointer "/params/arguments" means, without
+  // parsing a pointer per message).
+  simdjson::dom::object root;
+  simdjson::dom::object params;
+  if (ctx.MethodIs("tools/call") && ctx.request_document &&
+      ctx.request_document->get_object().get(root) == simdjson::SUCCESS &&
+      root.at_key("params").get_object().get(params) == simdjson::SUCCESS &&
+      params.at_key("arguments").get(ec.args) == simdjson::SUCCESS) {
     ec.has_args = true;
   }
 

@@ -35,6 +35,7 @@ class PolicyStage final : public Stage {
   std::string_view name() const override { return "policy"; }
   FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kPrincipal}); }
   FactSet writes() const override { return Facts({Fact::kPolicyDecision, Fact::kRequestRewrite}); }
+  uint8_t hooks() const override { return kOnRequest; }
 
   Verdict OnRequest(MessageContext& ctx) override;
 

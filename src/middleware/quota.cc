@@ -42,7 +42,7 @@ int64_t WallMs(const WallClock& wall) {
 // A tools/call request from the client: what rate_limit counts by default and cost meters.
 bool Governed(const MessageContext& ctx) {
   return ctx.direction == Direction::kClientToServer && ctx.envelope != nullptr &&
-         ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.method == "tools/call";
+         ctx.envelope->kind == jsonrpc::MessageKind::kRequest && ctx.MethodIs("tools/call");
 }
 
 // The shortest text that reads back as `v` (as the report writes USD).

@@ -125,6 +125,7 @@ class QuotaStage final : public Stage {
 
   std::string_view name() const override { return "quota"; }
   FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kPrincipal}); }
+  uint8_t hooks() const override { return kOnRequest; }
 
   Verdict OnRequest(MessageContext& ctx) override;
 
@@ -147,6 +148,7 @@ class QuotaSpendStage final : public Stage {
 
   std::string_view name() const override { return "quota"; }
   FactSet reads() const override { return Facts({Fact::kPrincipal, Fact::kCost}); }
+  uint8_t hooks() const override { return 0; }
 
   void OnComplete(MessageContext& ctx) override;
 

@@ -65,38 +65,17 @@ std::string_view DefaultTemplate(RateDimension dimension) {
   return "{tenant}:{user}";
 }
 
-std::string_view Placeholder(std::string_view name, const MessageContext& ctx, bool* known) {
-  *known = true;
-  if (name == "tenant") {
-    return ctx.principal.tenant;
-  }
-  if (name == "user") {
-    return ctx.principal.user;
-  }
-  if (name == "agent") {
-    return ctx.principal.agent;
-  }
-  if (name == "tool") {
-    return ctx.tool_name;
-  }
-  if (name == "method") {
-    return ctx.method;
-  }
-  *known = false;
-  return {};
-}
-
 // Substituted values escape '%' and ':' so that the template's own separators stay unambiguous.
 void AppendKeyPart(std::string_view value, std::string* out) {
-  for (char c : value) {
-    if (c == '%') {
-      out->append("%25");
-    } else if (c == ':') {
-      out->append("%3A");
-    } else {
-      out->push_back(c);
+  size_t run = 0;  // start of the bytes not yet appended
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '%' || value[i] == ':') {
+      out->append(value.substr(run, i - run));
+      out->append(value[i] == '%' ? "%25" : "%3A");
+      run = i + 1;
     }
   }
+  out->append(value.substr(run));
 }
 
 bool Applies(const RateRule& rule, std::string_view method) {
@@ -186,32 +165,81 @@ void RateLimitState::MaybeSweep(int64_t now_ns) {
 
 RateLimitStage::RateLimitStage(const policy::Bundle& bundle, const Clock& clock,
                                RateLimitState* state)
-    : bundle_(bundle), clock_(clock), state_(state) {}
+    : bundle_(bundle), clock_(clock), state_(state) {
+  keys_by_rule_.reserve(bundle_.rate_rules.size());
+  for (const RateRule& rule : bundle_.rate_rules) {
+    keys_by_rule_.push_back(CompileKey(rule));
+  }
+}
 
-void RateLimitStage::BuildKey(const RateRule& rule, const MessageContext& ctx, std::string* out,
-                              size_t* key_offset) const {
-  out->clear();
+RateLimitStage::CompiledKey RateLimitStage::CompileKey(const RateRule& rule) {
+  using Source = KeyPart::Source;
+  CompiledKey key;
   // A length prefix keeps (rule "a", key "bc") and (rule "ab", key "c") apart.
-  absl::StrAppend(out, rule.id.size(), ":", rule.id);
-  *key_offset = out->size();
+  key.prefix = absl::StrCat(rule.id.size(), ":", rule.id);
+  auto literal = [&key](std::string_view text) {
+    if (text.empty()) {
+      return;
+    }
+    if (key.parts.empty() || key.parts.back().source != Source::kLiteral) {
+      key.parts.push_back({});
+    }
+    key.parts.back().literal.append(text);
+  };
   std::string_view t = rule.key_template.empty() ? DefaultTemplate(rule.dimension)
                                                  : std::string_view(rule.key_template);
   while (!t.empty()) {
     size_t open = t.find('{');
     size_t close = open == std::string_view::npos ? open : t.find('}', open);
     if (close == std::string_view::npos) {
-      out->append(t);
+      literal(t);
       break;
     }
-    out->append(t.substr(0, open));
-    bool known = false;
-    std::string_view value = Placeholder(t.substr(open + 1, close - open - 1), ctx, &known);
-    if (known) {
-      AppendKeyPart(value, out);
+    literal(t.substr(0, open));
+    std::string_view name = t.substr(open + 1, close - open - 1);
+    Source source = name == "tenant"   ? Source::kTenant
+                    : name == "user"   ? Source::kUser
+                    : name == "agent"  ? Source::kAgent
+                    : name == "tool"   ? Source::kTool
+                    : name == "method" ? Source::kMethod
+                                       : Source::kLiteral;
+    if (source == Source::kLiteral) {
+      literal(t.substr(open, close - open + 1));  // the bundle loader refuses these
     } else {
-      out->append(t.substr(open, close - open + 1));  // the bundle loader refuses these
+      key.parts.push_back({.source = source});
     }
     t.remove_prefix(close + 1);
+  }
+  return key;
+}
+
+void RateLimitStage::BuildKey(size_t index, const MessageContext& ctx, std::string* out,
+                              size_t* key_offset) const {
+  using Source = KeyPart::Source;
+  const CompiledKey& key = keys_by_rule_[index];
+  out->assign(key.prefix);
+  *key_offset = out->size();
+  for (const KeyPart& part : key.parts) {
+    switch (part.source) {
+      case Source::kLiteral:
+        out->append(part.literal);
+        break;
+      case Source::kTenant:
+        AppendKeyPart(ctx.principal.tenant, out);
+        break;
+      case Source::kUser:
+        AppendKeyPart(ctx.principal.user, out);
+        break;
+      case Source::kAgent:
+        AppendKeyPart(ctx.principal.agent, out);
+        break;
+      case Source::kTool:
+        AppendKeyPart(ctx.tool_name, out);
+        break;
+      case Source::kMethod:
+        AppendKeyPart(ctx.method, out);
+        break;
+    }
   }
 }
 
@@ -219,9 +247,11 @@ RateLimitStage::Check RateLimitStage::Evaluate(const RateRule& rule, const std::
                                                int64_t now_ns) const {
   Check check{.rule = &rule};
   auto it = state_->entries_.find(map_key);
+  if (it != state_->entries_.end()) {
+    check.entry = &it->second;
+  }
   const RateLimitState::Entry* entry =
-      it != state_->entries_.end() && it->second.algorithm == rule.algorithm ? &it->second
-                                                                             : nullptr;
+      check.entry != nullptr && check.entry->algorithm == rule.algorithm ? check.entry : nullptr;
   if (rule.algorithm == RateAlgorithm::kFixedWindow) {
     int64_t window_ns = static_cast<int64_t>(rule.window_ms) * kNsPerMs;
     int64_t start = FloorDiv(now_ns, window_ns) * window_ns;
@@ -246,9 +276,15 @@ RateLimitStage::Check RateLimitStage::Evaluate(const RateRule& rule, const std::
   return check;
 }
 
-void RateLimitStage::Charge(const RateRule& rule, const std::string& map_key, int64_t now_ns) {
-  auto [it, inserted] = state_->entries_.try_emplace(map_key);
-  RateLimitState::Entry& entry = it->second;
+void RateLimitStage::Charge(const RateRule& rule, const std::string& map_key, int64_t now_ns,
+                            RateLimitState::Entry* found) {
+  bool inserted = false;
+  if (found == nullptr) {
+    auto [it, added] = state_->entries_.try_emplace(map_key);
+    found = &it->second;
+    inserted = added;
+  }
+  RateLimitState::Entry& entry = *found;
   if (inserted || entry.algorithm != rule.algorithm) {  // new, or the rule changed kind
     entry = {.algorithm = rule.algorithm, .mark_ns = std::numeric_limits<int64_t>::min()};
   }
@@ -286,19 +322,23 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
     return Verdict::Continue();
   }
   ctx.rate = {};
-  int64_t now_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch()).count();
+  int64_t now_ns = 0;  // read once, when the first rule applies (no rule, no clock read)
   checks_.clear();
-  for (const RateRule& rule : bundle_.rate_rules) {
+  for (size_t r = 0; r < bundle_.rate_rules.size(); ++r) {
+    const RateRule& rule = bundle_.rate_rules[r];
     if (!Applies(rule, ctx.method)) {
       continue;
+    }
+    if (checks_.empty()) {
+      now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch())
+                   .count();
     }
     size_t n = checks_.size();
     if (keys_.size() <= n) {
       keys_.emplace_back();
     }
     size_t key_offset = 0;
-    BuildKey(rule, ctx, &keys_[n], &key_offset);
+    BuildKey(r, ctx, &keys_[n], &key_offset);
     Check check = Evaluate(rule, keys_[n], now_ns);
     check.key_offset = key_offset;
     checks_.push_back(check);
@@ -320,9 +360,14 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
                   std::string_view(keys_[worst]).substr(checks_[worst].key_offset));
   }
 
+  // The entries Evaluate found are still where it found them while the map is untouched: no
+  // sweep dropped anything and no charge inserted (an insertion may move entries).
+  const size_t size = state_->entries_.size();
   state_->MaybeSweep(now_ns);
+  bool untouched = state_->entries_.size() == size;
   for (size_t i = 0; i < checks_.size(); ++i) {
-    Charge(*checks_[i].rule, keys_[i], now_ns);
+    Charge(*checks_[i].rule, keys_[i], now_ns, untouched ? checks_[i].entry : nullptr);
+    untouched = untouched && state_->entries_.size() == size;
   }
   ctx.decisions.push_back(
       {.stage = name(), .status = "allow", .reason_code = "rate-limit:allowed"});

@@ -90,6 +90,7 @@ class RateLimitStage final : public Stage {
     return Facts({Fact::kInvocation, Fact::kPrincipal, Fact::kPolicyDecision});
   }
   FactSet writes() const override { return Facts({Fact::kRateDecision}); }
+  uint8_t hooks() const override { return kOnRequest; }
 
   Verdict OnRequest(MessageContext& ctx) override;
 
@@ -100,18 +101,36 @@ class RateLimitStage final : public Stage {
     size_t key_offset = 0;  // where the counter key starts in the map key
     bool admitted = false;
     uint64_t retry_after_ms = 0;
+    // The counter Evaluate found (null: none). Still the entry to charge while the map is
+    // untouched: nothing swept (which may drop it), nothing inserted (which may move it).
+    RateLimitState::Entry* entry = nullptr;
   };
 
-  // The map key of `rule` for this call: "<rule id length>:<rule id><counter key>".
-  void BuildKey(const policy::RateRule& rule, const MessageContext& ctx, std::string* out,
+  // A rule's key template, split once when the stage is built.
+  struct KeyPart {
+    enum class Source : uint8_t { kLiteral, kTenant, kUser, kAgent, kTool, kMethod };
+    Source source = Source::kLiteral;
+    std::string literal;  // kLiteral
+  };
+  struct CompiledKey {
+    std::string prefix;  // "<rule id length>:<rule id>"
+    std::vector<KeyPart> parts;
+  };
+  static CompiledKey CompileKey(const policy::RateRule& rule);
+
+  // The map key of rule `index` for this call: "<rule id length>:<rule id><counter key>".
+  void BuildKey(size_t index, const MessageContext& ctx, std::string* out,
                 size_t* key_offset) const;
   Check Evaluate(const policy::RateRule& rule, const std::string& map_key, int64_t now_ns) const;
-  void Charge(const policy::RateRule& rule, const std::string& map_key, int64_t now_ns);
+  // Charges `rule`'s counter `map_key`; `entry`, when not null, is that counter in the map.
+  void Charge(const policy::RateRule& rule, const std::string& map_key, int64_t now_ns,
+              RateLimitState::Entry* entry);
   Verdict Refuse(MessageContext& ctx, const Check& worst, std::string_view key);
 
   const policy::Bundle& bundle_;
   const Clock& clock_;
   RateLimitState* state_;
+  std::vector<CompiledKey> keys_by_rule_;  // parallel to bundle_.rate_rules
   // Reused across calls so a warm stage allocates nothing per request.
   std::vector<Check> checks_;
   std::vector<std::string> keys_;

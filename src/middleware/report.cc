@@ -1,7 +1,9 @@
 #include "src/middleware/report.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/strings.h"
@@ -11,14 +13,27 @@
 namespace mcpmw::middleware {
 namespace {
 
-void Key(std::string_view key, std::string* out) {
-  out->push_back('"');
-  out->append(key);
-  out->append("\":");
-}
-
-void Str(std::string_view key, std::string_view value, std::string* out) {
-  Key(key, out);
+// One member "key":"value", (JSON-escaped value, trailing comma). `quoted_key` is the key with
+// its quotes and colon, as a literal, so writing it is one append.
+void Str(std::string_view quoted_key, std::string_view value, std::string* out) {
+  out->append(quoted_key);
+  // Nearly every value (ids, names, stages, codes, pointers) is printable ASCII without '"' or
+  // '\\', which JSON takes as it is: one append, and the general escaper for the rest.
+  bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  });
+  if (plain) {
+    const size_t at = out->size();
+    out->resize(at + value.size() + 3);
+    char* p = out->data() + at;
+    *p++ = '"';
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '"';
+    *p = ',';
+    return;
+  }
   jsonrpc::AppendJsonString(value, out);
   out->push_back(',');
 }
@@ -38,9 +53,14 @@ int64_t LatencyUs(const MessageContext& ctx) {
 
 std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
                                                std::string_view bundle_version) {
+  return Take(ctx, std::make_shared<const std::string>(bundle_version));
+}
+
+std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
+                                               std::shared_ptr<const std::string> bundle_version) {
   auto r = std::make_unique<AuditReport>();
   r->invocation_id_ = std::move(ctx.invocation_id);
-  r->bundle_version_ = bundle_version;
+  r->bundle_version_ = std::move(bundle_version);
   r->method_ = std::move(ctx.method);
   r->tool_ = std::move(ctx.tool_name);
   r->server_ = ctx.server_id;
@@ -91,22 +111,23 @@ std::string AuditReport::Json() const {
 
 void AuditReport::AppendTo(std::string* out_ptr) const {
   std::string& out = *out_ptr;
-  out.reserve(out.size() + 512);
+  out.reserve(out.size() + 1024);  // a full bundle's report is ~800 B
   out += "{\"v\":1,";
-  Str("invocationId", invocation_id_, &out);
-  Str("bundleVersion", bundle_version_, &out);
-  Str("method", method_, &out);
+  Str(R"("invocationId":)", invocation_id_, &out);
+  Str(R"("bundleVersion":)", bundle_version_ != nullptr ? std::string_view(*bundle_version_) : "",
+      &out);
+  Str(R"("method":)", method_, &out);
   if (!tool_.empty()) {
-    Str("tool", tool_, &out);
+    Str(R"("tool":)", tool_, &out);
   }
-  Str("server", server_, &out);
+  Str(R"("server":)", server_, &out);
   out += "\"principal\":{";
-  Str("tenant", principal_.tenant, &out);
-  Str("user", principal_.user, &out);
-  Str("agent", principal_.agent, &out);
+  Str(R"("tenant":)", principal_.tenant, &out);
+  Str(R"("user":)", principal_.user, &out);
+  Str(R"("agent":)", principal_.agent, &out);
   out.back() = '}';
   out += ',';
-  Str("outcome", outcome_, &out);
+  Str(R"("outcome":)", outcome_, &out);
   if (rejected_) {
     // The deny row of the stage whose verdict took effect (none when mcpmw ended the exchange).
     const Decision* deny = nullptr;
@@ -117,8 +138,8 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     }
     absl::StrAppend(&out, R"("error":{"code":)", error_code_, ",");
     if (deny != nullptr) {
-      Str("stage", deny->stage, &out);
-      Str("reasonCode", deny->reason_code, &out);
+      Str(R"("stage":)", deny->stage, &out);
+      Str(R"("reasonCode":)", deny->reason_code, &out);
     }
     out.back() = '}';
     out += ',';
@@ -126,9 +147,9 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
   out += "\"decisions\":[";
   for (const Decision& d : decisions_) {
     out += '{';
-    Str("stage", d.stage, &out);
-    Str("status", d.status, &out);
-    Str("reasonCode", d.reason_code, &out);
+    Str(R"("stage":)", d.stage, &out);
+    Str(R"("status":)", d.status, &out);
+    Str(R"("reasonCode":)", d.reason_code, &out);
     if (!d.enforced) {
       out += "\"enforced\":false,";
     }
@@ -141,17 +162,18 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
   out += "],";
   if (rate_.limited) {
     out += "\"rateLimit\":{";
-    Str("ruleId", rate_.rule_id, &out);
-    Str("key", rate_.key, &out);
+    Str(R"("ruleId":)", rate_.rule_id, &out);
+    Str(R"("key":)", rate_.key, &out);
     absl::StrAppend(&out, "\"retryAfterMs\":", rate_.retry_after_ms, "},");
   }
   out += "\"redactions\":[";
   for (const RedactionNote& n : redactions_) {
     out += '{';
-    Str("direction", n.direction == Direction::kClientToServer ? "request" : "response", &out);
-    Str("ruleId", n.rule_id, &out);
-    Str("pointer", n.pointer, &out);
-    Str("action", n.action, &out);
+    Str(R"("direction":)", n.direction == Direction::kClientToServer ? "request" : "response",
+        &out);
+    Str(R"("ruleId":)", n.rule_id, &out);
+    Str(R"("pointer":)", n.pointer, &out);
+    Str(R"("action":)", n.action, &out);
     out.back() = '}';
     out += ',';
   }
@@ -174,7 +196,7 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
 
 void ReportStage::OnComplete(MessageContext& ctx) {
   if (sink_) {
-    sink_(AuditReport::Take(ctx, bundle_.version));
+    sink_(AuditReport::Take(ctx, version_));
   }
 }
 

@@ -41,6 +41,9 @@ class AuditReport final : public DeferredJson {
  public:
   // Moves the strings and rows out of `ctx` (the exchange is over: OnComplete of the last stage).
   static std::unique_ptr<AuditReport> Take(MessageContext& ctx, std::string_view bundle_version);
+  // As Take, sharing the bundle version text instead of copying it per report.
+  static std::unique_ptr<AuditReport> Take(MessageContext& ctx,
+                                           std::shared_ptr<const std::string> bundle_version);
   // Copies instead, leaving `ctx` as it was.
   static std::unique_ptr<AuditReport> Copy(const MessageContext& ctx,
                                            std::string_view bundle_version);
@@ -50,7 +53,7 @@ class AuditReport final : public DeferredJson {
 
  private:
   std::string invocation_id_;
-  std::string bundle_version_;
+  std::shared_ptr<const std::string> bundle_version_;  // set by Take
   std::string method_;
   std::string tool_;
   std::string server_;
@@ -72,10 +75,13 @@ using ReportSink = std::function<void(std::unique_ptr<AuditReport> report)>;
 class ReportStage final : public Stage {
  public:
   ReportStage(const policy::Bundle& bundle, ReportSink sink)
-      : bundle_(bundle), sink_(std::move(sink)) {}
+      : bundle_(bundle),
+        sink_(std::move(sink)),
+        version_(std::make_shared<const std::string>(bundle.version)) {}
 
   std::string_view name() const override { return "report"; }
   FactSet reads() const override { return Facts({Fact::kInvocation}); }
+  uint8_t hooks() const override { return 0; }
 
   void OnComplete(MessageContext& ctx) override;
 
@@ -85,6 +91,7 @@ class ReportStage final : public Stage {
  private:
   const policy::Bundle& bundle_;
   ReportSink sink_;
+  std::shared_ptr<const std::string> version_;  // bundle_.version, shared by every report
 };
 
 }  // namespace mcpmw::middleware

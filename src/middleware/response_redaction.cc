@@ -9,21 +9,33 @@ namespace mcpmw::middleware {
 Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
   if (bundle_.response_redactor == nullptr ||
       ctx.envelope->kind != jsonrpc::MessageKind::kResponse ||
-      (ctx.method != "tools/call" && ctx.method != "resources/read" &&
-       ctx.method != "prompts/get")) {
+      (!ctx.MethodIs("tools/call") && !ctx.MethodIs("resources/read") &&
+       !ctx.MethodIs("prompts/get"))) {
     return Verdict::Continue();
+  }
+  // One parse of the whole (padded) response stands in for finding `result` and parsing it
+  // again. A response that does not parse whole takes the other path, which reads no further
+  // than `result` and so decides exactly as before.
+  simdjson::dom::element parsed;
+  const simdjson::dom::element* document = nullptr;
+  if (!ctx.rewritten.has_value() && DomMatchesRawNames(ctx.payload) &&
+      parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(parsed) ==
+          simdjson::SUCCESS) {
+    document = &parsed;
   }
   size_t changes = 0;
   if (!RedactMember(ctx, *bundle_.response_redactor, {"result"}, Direction::kServerToClient,
-                    &changes)) {
+                    &changes, document)) {
     return Deny(ctx, name(), kCodeRedactionFailed,
                 "The server's answer is not valid JSON, so it cannot be checked for secrets; it "
                 "was withheld.",
                 "redaction-unreadable");
   }
-  ctx.decisions.push_back({.stage = name(),
-                           .status = changes > 0 ? "transform" : "allow",
-                           .reason_code = absl::StrCat("response-redaction:", changes)});
+  ctx.decisions.push_back(
+      {.stage = name(),
+       .status = changes > 0 ? "transform" : "allow",
+       .reason_code = changes == 0 ? ReasonCode("response-redaction:0")
+                                   : ReasonCode(absl::StrCat("response-redaction:", changes))});
   return Verdict::Continue();
 }
 

@@ -7,6 +7,7 @@
 // checked and is replaced by an error for its request (-32014), never passed through.
 #pragma once
 
+#include "simdjson.h"
 #include "src/middleware/stage.h"
 
 namespace mcpmw::middleware {
@@ -18,11 +19,14 @@ class ResponseRedactionStage final : public Stage {
   std::string_view name() const override { return "response_redaction"; }
   FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kUpstreamResult}); }
   FactSet writes() const override { return Facts({Fact::kResponseRewrite}); }
+  uint8_t hooks() const override { return kOnResponse; }
 
   Verdict OnResponse(MessageContext& ctx) override;
 
  private:
   const policy::Bundle& bundle_;
+  // Parses each response once, whole; the result is read from that document.
+  simdjson::dom::parser parser_;
 };
 
 }  // namespace mcpmw::middleware

@@ -20,6 +20,7 @@
 #include <bitset>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,11 +87,45 @@ struct Verdict {
   bool IsContinue() const { return kind == Kind::kContinue; }
 };
 
+// A decision's reason code, read like a std::string_view: either a string literal the stage
+// names (kept as a view, so the common "rate-limit:allowed" costs no allocation per message) or
+// text it built or took from the bundle (owned, so it outlives both).
+class ReasonCode {
+ public:
+  ReasonCode() = default;
+  // A string literal, viewed (its storage is static). Pass anything shorter-lived as a
+  // std::string.
+  template <size_t N>
+  ReasonCode(const char (&literal)[N])  // NOLINT(google-explicit-constructor)
+      : literal_(literal), literal_size_(N - 1) {}
+  ReasonCode(std::string owned)  // NOLINT(google-explicit-constructor)
+      : owned_(std::move(owned)) {}
+
+  std::string_view view() const {
+    return literal_ != nullptr ? std::string_view(literal_, literal_size_)
+                               : std::string_view(owned_);
+  }
+  operator std::string_view() const { return view(); }  // NOLINT(google-explicit-constructor)
+  bool empty() const { return view().empty(); }
+  size_t size() const { return view().size(); }
+
+  friend bool operator==(const ReasonCode& a, const ReasonCode& b) { return a.view() == b.view(); }
+  friend bool operator==(const ReasonCode& a, std::string_view b) { return a.view() == b; }
+  friend bool operator==(const ReasonCode& a, const char* b) { return a.view() == b; }
+  friend bool operator==(const ReasonCode& a, const std::string& b) { return a.view() == b; }
+  friend std::ostream& operator<<(std::ostream& os, const ReasonCode& r) { return os << r.view(); }
+
+ private:
+  const char* literal_ = nullptr;
+  size_t literal_size_ = 0;
+  std::string owned_;
+};
+
 // One row of the report: what a stage decided about this message.
 struct Decision {
   std::string_view stage;
-  std::string status;       // allow | deny | transform | observe-only
-  std::string reason_code;  // e.g. policy-deny, rate-limit-exceeded
+  std::string status;      // allow | deny | transform | observe-only
+  ReasonCode reason_code;  // e.g. policy-deny, rate-limit-exceeded
   // Its id is always "<invocation_id>:<stage>" (MessageContext::DecisionId), so it is not stored.
   bool enforced = true;  // false when the stage ran in observe mode
 };
@@ -188,6 +223,8 @@ struct MessageContext {
   // Facts written so far (maintained by the chain; stages may consult it).
   FactSet facts;
 
+  // method == m, compared as views (std::string == "literal" is an out-of-line compare).
+  bool MethodIs(std::string_view m) const { return std::string_view(method) == m; }
   // The message as it will be forwarded so far: the rewrite if a stage made one.
   std::string_view current() const { return rewritten ? std::string_view(*rewritten) : payload; }
   // "<invocation_id>:<stage>": joins an error's data.decisionId to the audit record.
@@ -199,8 +236,14 @@ class Stage {
   virtual ~Stage() = default;
   // The stage's name as bundles and reports spell it ("rate_limit").
   virtual std::string_view name() const = 0;
+  // Fixed for the stage's life: the chain asks once, when it is built.
   virtual FactSet reads() const { return {}; }
   virtual FactSet writes() const { return {}; }
+  // Which of OnRequest / OnResponse the stage overrides, also asked once: the chain does not call
+  // a default hook (it would only answer Continue), though it still counts the stage as
+  // evaluated. A stage that does not say is called for both.
+  enum HookBits : uint8_t { kOnRequest = 1, kOnResponse = 2 };
+  virtual uint8_t hooks() const { return kOnRequest | kOnResponse; }
 
   virtual Verdict OnRequest(MessageContext& ctx) { return Verdict::Continue(); }
   virtual Verdict OnResponse(MessageContext& ctx) { return Verdict::Continue(); }

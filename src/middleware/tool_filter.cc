@@ -34,11 +34,11 @@ std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
     }
   }
   // A policy stage in observe mode blocks nothing, so its deny rules must not hide tools here.
-  bool any_deny = bundle_.ModeFor("policy", ctx.principal.tenant) == policy::Mode::kEnforce &&
-                  std::any_of(bundle_.policy_rules.begin(), bundle_.policy_rules.end(),
+  bool any_deny = std::any_of(bundle_.policy_rules.begin(), bundle_.policy_rules.end(),
                               [](const policy::PolicyRule& r) {
                                 return r.status == policy::RuleStatus::kDeny;
-                              });
+                              }) &&
+                  bundle_.ModeFor("policy", ctx.principal.tenant) == policy::Mode::kEnforce;
   if (any_deny) {
     policy::EvalContext ec = ConditionContext(ctx, "tools/call", tool);
     for (const policy::PolicyRule& rule : bundle_.policy_rules) {
@@ -50,11 +50,30 @@ std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
   return {};
 }
 
+bool ToolFilterStage::IsLastCall(const MessageContext& ctx) const {
+  const Principal& p = ctx.principal;
+  return last_.valid && last_.tool == ctx.tool_name && last_.server == ctx.server_id &&
+         last_.tenant == p.tenant && last_.user == p.user && last_.agent == p.agent &&
+         last_.roles == p.roles && last_.scopes == p.scopes;
+}
+
 Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
-  if (ctx.method != "tools/call") {
+  if (!ctx.MethodIs("tools/call")) {
     return Verdict::Continue();
   }
-  std::string_view reason = HiddenBecause(ctx, ctx.tool_name);
+  if (!IsLastCall(ctx)) {
+    const Principal& p = ctx.principal;
+    last_.reason = HiddenBecause(ctx, ctx.tool_name);
+    last_.tool = ctx.tool_name;
+    last_.server = ctx.server_id;
+    last_.tenant = p.tenant;
+    last_.user = p.user;
+    last_.agent = p.agent;
+    last_.roles = p.roles;
+    last_.scopes = p.scopes;
+    last_.valid = true;
+  }
+  std::string_view reason = last_.reason;
   if (reason.empty()) {
     ctx.decisions.push_back(
         {.stage = name(), .status = "allow", .reason_code = "tool-filter:allowed"});
@@ -66,7 +85,7 @@ Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
 }
 
 Verdict ToolFilterStage::OnResponse(MessageContext& ctx) {
-  if (ctx.method != "tools/list" || ctx.envelope->kind != jsonrpc::MessageKind::kResponse) {
+  if (!ctx.MethodIs("tools/list") || ctx.envelope->kind != jsonrpc::MessageKind::kResponse) {
     return Verdict::Continue();
   }
   bool padded = !ctx.rewritten.has_value();

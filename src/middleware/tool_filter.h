@@ -15,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "src/middleware/stage.h"
 
@@ -29,6 +30,7 @@ class ToolFilterStage final : public Stage {
     return Facts({Fact::kInvocation, Fact::kPrincipal, Fact::kPolicyDecision});
   }
   FactSet writes() const override { return Facts({Fact::kToolVisibility, Fact::kResponseRewrite}); }
+  uint8_t hooks() const override { return kOnRequest | kOnResponse; }
 
   Verdict OnRequest(MessageContext& ctx) override;
   Verdict OnResponse(MessageContext& ctx) override;
@@ -37,7 +39,23 @@ class ToolFilterStage final : public Stage {
   std::string_view HiddenBecause(const MessageContext& ctx, std::string_view tool) const;
 
  private:
+  // The last tools/call decided, and what it decided: the answer depends only on these (the
+  // bundle is fixed for the stage's life), and a session calls with one principal throughout.
+  struct LastCall {
+    bool valid = false;
+    std::string tool;
+    std::string server;
+    std::string tenant;
+    std::string user;
+    std::string agent;
+    std::vector<std::string> roles;
+    std::vector<std::string> scopes;
+    std::string_view reason;  // a literal
+  };
+  bool IsLastCall(const MessageContext& ctx) const;
+
   const policy::Bundle& bundle_;
+  LastCall last_;
 };
 
 }  // namespace mcpmw::middleware

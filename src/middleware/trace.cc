@@ -66,19 +66,29 @@ void TraceStage::OnComplete(MessageContext& ctx) {
   if (metrics_ == nullptr) {
     return;
   }
-  MethodSeries& s = For(ctx.method);
+  if (last_series_.served == nullptr || std::string_view(ctx.method) != last_method_) {
+    last_series_ = For(ctx.method);
+    last_method_ = ctx.method;
+  }
+  MethodSeries& s = last_series_;
   std::string_view outcome = ExchangeOutcome(ctx);
   (outcome == "served" ? s.served : outcome == "blocked" ? s.blocked : s.errored)->Increment();
   if (ctx.finished > ctx.started) {
     s.latency->Observe(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(ctx.finished - ctx.started).count()));
   }
-  for (const Decision& d : ctx.decisions) {
-    DecisionSeries* found = nullptr;
-    for (DecisionSeries& ds : decisions_) {
-      if (ds.stage == d.stage && ds.enforced == d.enforced && ds.status == d.status) {
-        found = &ds;
-        break;
+  if (hints_.size() < ctx.decisions.size()) {
+    hints_.resize(ctx.decisions.size(), nullptr);
+  }
+  for (size_t k = 0; k < ctx.decisions.size(); ++k) {
+    const Decision& d = ctx.decisions[k];
+    auto same = [&d](const DecisionSeries& ds) {
+      return ds.stage == d.stage && ds.enforced == d.enforced && ds.status == d.status;
+    };
+    DecisionSeries* found = hints_[k] != nullptr && same(*hints_[k]) ? hints_[k] : nullptr;
+    for (size_t j = 0; found == nullptr && j < decisions_.size(); ++j) {
+      if (same(decisions_[j])) {
+        found = &decisions_[j];
       }
     }
     if (found == nullptr) {
@@ -87,6 +97,7 @@ void TraceStage::OnComplete(MessageContext& ctx) {
           {{"stage", d.stage}, {"status", d.status}, {"enforced", d.enforced ? "true" : "false"}});
       found = &decisions_.emplace_back(DecisionSeries{d.stage, d.status, d.enforced, c});
     }
+    hints_[k] = found;
     found->counter->Increment();
   }
 }

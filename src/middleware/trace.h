@@ -13,6 +13,7 @@
 
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "src/middleware/stage.h"
@@ -27,6 +28,7 @@ class TraceStage final : public Stage {
   std::string_view name() const override { return "trace"; }
   FactSet reads() const override { return Facts({Fact::kInvocation, Fact::kUpstreamResult}); }
   FactSet writes() const override { return Facts({Fact::kTrace}); }
+  uint8_t hooks() const override { return 0; }
 
   void OnComplete(MessageContext& ctx) override;
 
@@ -41,6 +43,9 @@ class TraceStage final : public Stage {
 
   telemetry::Metrics* metrics_;
   absl::flat_hash_map<std::string, MethodSeries> by_method_;
+  // The last method's series: a session mostly calls one method after another.
+  std::string last_method_;
+  MethodSeries last_series_;
   // Stages record a handful of (stage, status) pairs: a short list beats hashing a built key.
   struct DecisionSeries {
     std::string_view stage;  // a stage's name(): static for the stage's life
@@ -49,6 +54,9 @@ class TraceStage final : public Stage {
     telemetry::Counter* counter = nullptr;
   };
   std::deque<DecisionSeries> decisions_;
+  // hints_[k]: the series the k-th decision of the previous exchange counted on (checked before
+  // use; exchanges of one kind record the same rows in the same order).
+  std::vector<DecisionSeries*> hints_;
 };
 
 // "served", "blocked" or "errored": how an exchange ended (also the report's `outcome`).

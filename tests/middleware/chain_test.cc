@@ -48,6 +48,12 @@ class ScriptedStage final : public Stage {
     rewrite_ = std::move(to);
     return this;
   }
+  // Declares only these hooks (Stage::HookBits); the chain then skips the other.
+  ScriptedStage* Declaring(uint8_t hooks) {
+    hooks_ = hooks;
+    return this;
+  }
+  uint8_t hooks() const override { return hooks_; }
 
  private:
   std::string name_;
@@ -55,6 +61,7 @@ class ScriptedStage final : public Stage {
   std::vector<std::string>* log_;
   bool reject_ = false;
   std::string rewrite_;
+  uint8_t hooks_ = kOnRequest | kOnResponse;
 };
 
 Chain::Entry Enforced(ScriptedStage* s) { return {std::unique_ptr<Stage>(s), Mode::kEnforce}; }
@@ -152,6 +159,30 @@ TEST(Chain, RunsResponseHooksInChainOrder) {
   EXPECT_TRUE(chain->OnResponse(ctx).IsContinue());
   EXPECT_THAT(log, ElementsAre("response_redaction.response", "cost.response"));
   EXPECT_EQ(chain->counters(1).evaluated, 1u);
+}
+
+TEST(Chain, CallsOnlyTheHooksAStageDeclaresButCountsItEvaluatedForEach) {
+  std::vector<std::string> log;
+  std::vector<Chain::Entry> entries;
+  entries.push_back(Enforced((new ScriptedStage("normalize", {}, Facts({Fact::kInvocation}), &log))
+                                 ->Declaring(Stage::kOnRequest)));
+  entries.push_back(Enforced((new ScriptedStage("dispatch", Facts({Fact::kInvocation}),
+                                                Facts({Fact::kUpstreamResult}), &log))
+                                 ->Declaring(Stage::kOnResponse)));
+  entries.push_back(Enforced(new ScriptedStage("trace", {}, Facts({Fact::kTrace}), &log)));
+  absl::StatusOr<Chain> chain = Chain::Build(std::move(entries));
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  MessageContext ctx;
+  EXPECT_TRUE(chain->OnRequest(ctx).IsContinue());
+  EXPECT_TRUE(chain->OnResponse(ctx).IsContinue());
+  EXPECT_THAT(log, ElementsAre("normalize.request", "trace.request", "dispatch.response",
+                               "trace.response"));
+  // A skipped hook still counts, and its stage's facts are still provided.
+  for (size_t i = 0; i < chain->size(); ++i) {
+    EXPECT_EQ(chain->counters(i).evaluated, 2u) << chain->stage_name(i);
+  }
+  EXPECT_TRUE(ctx.facts.test(static_cast<size_t>(Fact::kUpstreamResult)));
+  EXPECT_TRUE(ctx.facts.test(static_cast<size_t>(Fact::kInvocation)));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "src/jsonrpc/envelope.h"
@@ -128,6 +129,36 @@ TEST(NormalizeStage, AcceptsEqualNamesInDifferentObjects) {
   MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
   EXPECT_TRUE(stage.OnRequest(ctx).IsContinue());
   EXPECT_TRUE(ctx.decisions.empty());
+}
+
+// Objects of up to 16 members are checked pairwise, larger ones by sorting: both must see a
+// repeat wherever it sits, and let distinct names through.
+TEST(NormalizeStage, FindsARepeatedNameInSmallAndLargeObjects) {
+  for (int members : {2, 15, 16, 17, 40}) {
+    for (int repeat_at : {-1, 0, members / 2, members - 1}) {
+      std::string arguments = "{";
+      for (int m = 0; m < members; ++m) {
+        absl::StrAppend(&arguments, m == 0 ? "" : ",", "\"k", m, "\":", m);
+      }
+      if (repeat_at >= 0) {
+        absl::StrAppend(&arguments, ",\"k", repeat_at, "\":0");
+      }
+      arguments += "}";
+      uint64_t sequence = 1;
+      NormalizeStage stage("s", &sequence);
+      Frame frame(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t",)"
+                  R"("arguments":{"deep":[)" +
+                  arguments + "]}}}");
+      MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+      Verdict v = stage.OnRequest(ctx);
+      SCOPED_TRACE(arguments);
+      EXPECT_EQ(v.IsContinue(), repeat_at < 0);
+      if (repeat_at >= 0) {
+        ASSERT_EQ(ctx.decisions.size(), 1u);
+        EXPECT_EQ(ctx.decisions[0].reason_code, "duplicate-member");
+      }
+    }
+  }
 }
 
 TEST(NormalizeStage, LetsANotificationWithoutToolNameThrough) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -155,6 +156,92 @@ TEST(RequestRedactionStage, InObserveModeRecordsNotesButForwardsTheOriginal) {
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(d->status, "transform");
   EXPECT_FALSE(d->enforced);
+}
+
+// What RedactMember makes of `payload` (a whole message) for `path`: its answer, the rewritten
+// text and the notes, with or without the message's own DOM standing in for finding the member.
+struct MemberOutcome {
+  bool ok = false;
+  size_t changes = 0;
+  std::optional<std::string> rewritten;
+  std::vector<std::string> notes;  // "rule pointer action"
+  bool operator==(const MemberOutcome&) const = default;
+};
+
+MemberOutcome RedactMessage(const redaction::JsonRedactor& redactor, std::string_view payload,
+                            std::initializer_list<std::string_view> path, bool shared_parse) {
+  simdjson::padded_string padded(payload);
+  MessageContext ctx;
+  ctx.payload = std::string_view(padded.data(), padded.size());
+  simdjson::dom::parser parser;
+  simdjson::dom::element document;
+  const simdjson::dom::element* parsed = nullptr;
+  if (shared_parse && parser.parse(padded).get(document) == simdjson::SUCCESS) {
+    parsed = &document;
+  }
+  MemberOutcome out;
+  out.ok = RedactMember(ctx, redactor, path, Direction::kClientToServer, &out.changes, parsed);
+  out.rewritten = ctx.rewritten;
+  for (const RedactionNote& n : ctx.redactions) {
+    out.notes.push_back(n.rule_id + " " + n.pointer + " " + n.action);
+  }
+  return out;
+}
+
+TEST(RedactMember, GivesTheSameOutcomeFromTheSharedParseAsFromItsOwn) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle = policy::ParseBundle(kBundle);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  const redaction::JsonRedactor& redactor = *(*bundle)->request_redactor;
+  const std::string_view messages[] = {
+      R"({"params":{"arguments":{"to":"alice@example.com","password":"x","deep":[{"password":1}]}}})",
+      R"({"params":{"arguments":{"q":"nothing to see"}}})",
+      R"({"params":{"name":"t"}})",
+      R"({"params":["arguments"]})",
+      R"({"params":{"arguments":"card 4111 1111 1111 1111"}})",
+      R"({"params":{"arguments":{"password":"first"},"arguments":{"password":"second"}}})",
+      R"({"params":{"arguments":[1,2.50,{"to":"bob@example.org"},true,null]}})",
+      R"(["params"])",
+      R"("just a string")",
+  };
+  for (std::string_view message : messages) {
+    SCOPED_TRACE(message);
+    ASSERT_TRUE(DomMatchesRawNames(message));
+    MemberOutcome alone = RedactMessage(redactor, message, {"params", "arguments"}, false);
+    MemberOutcome shared = RedactMessage(redactor, message, {"params", "arguments"}, true);
+    EXPECT_EQ(shared, alone);
+  }
+  // A mask, a redacted e-mail and a card: the shared parse does find and splice them.
+  MemberOutcome first = RedactMessage(redactor, messages[0], {"params", "arguments"}, true);
+  EXPECT_TRUE(first.ok);
+  EXPECT_EQ(first.changes, 2u);
+  EXPECT_EQ(first.rewritten,
+            R"({"params":{"arguments":{"to":"[EMAIL_REDACTED]","password":"[REDACTED]",)"
+            R"("deep":[{"password":1}]}}})");
+  MemberOutcome not_an_object = RedactMessage(redactor, messages[7], {"params", "arguments"}, true);
+  EXPECT_FALSE(not_an_object.ok);
+}
+
+TEST(RedactMember, TakesNoSharedParseOfATextWithEscapes) {
+  // FindMember matches names as written; a DOM matches them unescaped. With a backslash in the
+  // text the two could disagree, so the stage locates the member the old way.
+  EXPECT_FALSE(DomMatchesRawNames(R"({"params":{"\u0061rguments":{}}})"));
+  EXPECT_FALSE(DomMatchesRawNames(R"({"params":{"arguments":{"t":"line\nbreak"}}})"));
+  EXPECT_TRUE(DomMatchesRawNames(R"({"params":{"arguments":{"t":"plain"}}})"));
+}
+
+TEST(RequestRedactionStage, ReadsAnEscapedArgumentsNameAsWrittenLikeBefore) {
+  Session s(kBundle);
+  // The member is "arguments" only once unescaped: located as written, there are no arguments,
+  // and the request is forwarded as it came (as before the stages shared one parse).
+  const std::string request =
+      R"({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"send",)"
+      R"("\u0061rguments":{"to":"alice@example.com"}}})";
+  auto ex = s.Call(request, kOk);
+  ASSERT_TRUE(ex->request_verdict.IsContinue());
+  EXPECT_EQ(ex->forwarded, request);
+  const Decision* d = FindDecision(ex->ctx, "request_redaction");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->reason_code, "request-redaction:0");
 }
 
 }  // namespace

@@ -80,6 +80,32 @@ TEST(TraceStage, CountsDecisionsByStageStatusAndEnforcement) {
                               "status=\"allow\"} 1\n"));
 }
 
+TEST(TraceStage, CountsDecisionsRightWhenExchangesAlternateKindAndMethod) {
+  // The stage remembers the last method and where each row was counted; exchanges that change
+  // method or produce different rows must still land on their own series.
+  Session s(kDenyRm);
+  s.Call(Call("rm"), kResult);
+  s.Call(Call("ls"), kResult);
+  s.Call(R"({"jsonrpc":"2.0","id":1,"method":"ping"})", kResult);
+  s.Call(Call("rm"), kResult);
+  s.Call(Call("ls"), kResult);
+  s.Call(Call("ls"), kResult);
+  std::string text = s.metrics.RenderPrometheus();
+  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
+                              "status=\"deny\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
+                              "status=\"allow\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
+                              "status=\"deny\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
+                              "status=\"allow\"} 4\n"));
+  EXPECT_THAT(text,
+              HasSubstr("mcpmw_requests_total{method=\"tools/call\",outcome=\"served\"} 3\n"));
+  EXPECT_THAT(text,
+              HasSubstr("mcpmw_requests_total{method=\"tools/call\",outcome=\"blocked\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mcpmw_requests_total{method=\"ping\",outcome=\"served\"} 1\n"));
+}
+
 TEST(TraceStage, CountsObservedDecisionsAsNotEnforced) {
   Session s(R"({"bundleVersion":"v","mode":"observe","policyRules":[
     {"ruleId":"no-rm","status":"deny","conditionDsl":"args.force == true"}]})");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -15,25 +17,30 @@ namespace {
 
 // Byte classes for the pre-filter and the scanners. One table lookup answers "is this byte a
 // digit / uppercase / ..." and, OR-ed over the text, which classes the text holds at all.
-enum : uint8_t {
+using Classes = uint16_t;
+enum : Classes {
   kDigit = 1 << 0,
   kUpper = 1 << 1,
   kAt = 1 << 2,
   kDash = 1 << 3,
   kUnderscore = 1 << 4,
   kDot = 1 << 5,
-  kBlank = 1 << 6,  // space, tab
-  kSep = 1 << 7,    // ':' '='
+  kBlank = 1 << 6,     // space, tab
+  kSep = 1 << 7,       // ':' '='
+  kCapitalA = 1 << 8,  // 'A' (AKIA, ASIA, AIza)
+  kCapitalJ = 1 << 9,  // 'J' (a JWT starts eyJ)
 };
 
-constexpr std::array<uint8_t, 256> MakeClassTable() {
-  std::array<uint8_t, 256> t{};
+constexpr std::array<Classes, 256> MakeClassTable() {
+  std::array<Classes, 256> t{};
   for (int c = '0'; c <= '9'; ++c) {
     t[c] = kDigit;
   }
   for (int c = 'A'; c <= 'Z'; ++c) {
     t[c] = kUpper;
   }
+  t['A'] |= kCapitalA;
+  t['J'] |= kCapitalJ;
   t['@'] = kAt;
   t['-'] = kDash;
   t['_'] = kUnderscore;
@@ -44,7 +51,7 @@ constexpr std::array<uint8_t, 256> MakeClassTable() {
   t['='] = kSep;
   return t;
 }
-constexpr std::array<uint8_t, 256> kClass = MakeClassTable();
+constexpr std::array<Classes, 256> kClass = MakeClassTable();
 
 // A table of the bytes a scanner stops at, so it can skip everything else in a tight loop.
 constexpr std::array<bool, 256> Triggers(std::string_view bytes) {
@@ -54,8 +61,37 @@ constexpr std::array<bool, 256> Triggers(std::string_view bytes) {
   }
   return t;
 }
-constexpr std::array<bool, 256> kCloudTriggers = Triggers("AgxsrS");
-constexpr std::array<bool, 256> kBearerTriggers = Triggers("Bbe");
+
+// The bytes a cloud key can start at, given which of the classes its kinds need the text holds:
+// an AWS secret needs its label's ':' or '=' (kSep), GitHub and Stripe keys a '_', Slack tokens
+// a '-', AWS key ids and GCP keys an 'A'. A start whose kind cannot occur is not looked at.
+enum : uint8_t { kCloudSep = 1, kCloudUnderscore = 2, kCloudDash = 4, kCloudA = 8 };
+constexpr std::array<bool, 256> CloudTriggers(uint8_t need) {
+  std::string_view bytes[] = {
+      (need & kCloudSep) != 0 ? "sS" : "", (need & kCloudUnderscore) != 0 ? "gsr" : "",
+      (need & kCloudDash) != 0 ? "x" : "", (need & kCloudA) != 0 ? "A" : ""};
+  std::array<bool, 256> t{};
+  for (std::string_view b : bytes) {
+    for (char c : b) {
+      t[static_cast<unsigned char>(c)] = true;
+    }
+  }
+  return t;
+}
+constexpr std::array<std::array<bool, 256>, 16> MakeCloudTriggers() {
+  std::array<std::array<bool, 256>, 16> t{};
+  for (uint8_t need = 0; need < 16; ++need) {
+    t[need] = CloudTriggers(need);
+  }
+  return t;
+}
+constexpr std::array<std::array<bool, 256>, 16> kCloudTriggers = MakeCloudTriggers();
+
+// A bearer token starts at B/b (and needs a blank after the word); a JWT is found at the 'J' of
+// its "eyJ" (and needs two dots). 'e', the commonest letter, is no trigger.
+constexpr std::array<bool, 256> kBearerWordTriggers = Triggers("Bb");
+constexpr std::array<bool, 256> kJwtTriggers = Triggers("J");
+constexpr std::array<bool, 256> kBearerAndJwtTriggers = Triggers("BbJ");
 
 inline unsigned char U(char c) { return static_cast<unsigned char>(c); }
 inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -99,6 +135,49 @@ struct Candidate {
 };
 using Sink = std::vector<Candidate>;
 
+// --- sixteen bytes at a time -----------------------------------------------------------------
+
+// GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64. A compare gives 0xff in each lane
+// that holds and 0 elsewhere.
+using V16 = uint8_t __attribute__((vector_size(16)));
+
+bool AnyLane(V16 lanes) {
+  uint64_t half[2];
+  std::memcpy(half, &lanes, sizeof(half));
+  return (half[0] | half[1]) != 0;
+}
+
+V16 DigitLanes(V16 v) { return (V16)(static_cast<V16>(v - '0') < 10); }
+V16 AlnumLanes(V16 v) {
+  return (V16)(DigitLanes(v) | (V16)(static_cast<V16>(v - 'A') < 26) |
+               (V16)(static_cast<V16>(v - 'a') < 26));
+}
+
+// The first position from `i` on whose byte `scalar` accepts (t.size() when none); `lanes` is the
+// same test on sixteen bytes. Scanners use it to skip the long stretches between candidates.
+template <typename Lanes, typename Scalar>
+size_t FindNext(std::string_view t, size_t i, Lanes lanes, Scalar scalar) {
+  if constexpr (std::endian::native == std::endian::little) {  // lane k is byte k of the words
+    for (; i + sizeof(V16) <= t.size(); i += sizeof(V16)) {
+      V16 v;
+      std::memcpy(&v, t.data() + i, sizeof(V16));
+      V16 hit = lanes(v);
+      uint64_t half[2];
+      std::memcpy(half, &hit, sizeof(half));
+      if (half[0] != 0) {
+        return i + static_cast<size_t>(std::countr_zero(half[0])) / 8;
+      }
+      if (half[1] != 0) {
+        return i + 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
+      }
+    }
+  }
+  while (i < t.size() && !scalar(t[i])) {
+    ++i;
+  }
+  return i;
+}
+
 // --- e-mail ----------------------------------------------------------------------------------
 
 // Bytes >= 0x80 are allowed so internationalised addresses (RFC 6531) are taken whole.
@@ -108,7 +187,7 @@ bool IsLocalChar(char c) {
 bool IsLabelChar(char c) { return IsAlnum(c) || c == '-' || U(c) >= 0x80; }
 bool IsSlackChar(char c) { return IsAlnum(c) || c == '-'; }
 
-void FindEmails(std::string_view t, Sink* out) {
+void FindEmails(std::string_view t, Classes /*classes*/, Sink* out) {
   constexpr size_t kMaxLocal = 64;
   size_t floor = 0;  // a local part never reaches back into the previous match
   size_t pos = 0;
@@ -189,20 +268,19 @@ bool LuhnValid(std::string_view digits_with_separators) {
   return sum % 10 == 0;
 }
 
-void FindCards(std::string_view t, Sink* out) {
+void FindCards(std::string_view t, Classes /*classes*/, Sink* out) {
   constexpr size_t kMinDigits = 13;
   constexpr size_t kMaxDigits = 19;
   const size_t n = t.size();
   size_t i = 0;
   while (i < n) {
-    while (i < n && (kClass[U(t[i])] & kDigit) == 0) {
-      ++i;
-    }
+    i = FindNext(t, i, DigitLanes, IsDigit);
     if (i == n) {
       return;
     }
     if (i > 0 && IsAlpha(t[i - 1])) {
-      i += RunLength(t, i, IsAlnum);
+      i = FindNext(
+          t, i, [](V16 v) { return (V16)~AlnumLanes(v); }, [](char c) { return !IsAlnum(c); });
       continue;
     }
     const size_t first_len = RunLength(t, i, IsDigit);
@@ -257,7 +335,7 @@ void FindCards(std::string_view t, Sink* out) {
 
 // --- US SSN ----------------------------------------------------------------------------------
 
-void FindSsns(std::string_view t, Sink* out) {
+void FindSsns(std::string_view t, Classes /*classes*/, Sink* out) {
   constexpr size_t kLen = 11;  // ddd-dd-dddd
   size_t pos = 3;
   while (pos < t.size()) {
@@ -316,7 +394,7 @@ bool IbanChecksumValid(std::string_view text) {
   return r == 1;
 }
 
-void FindIbans(std::string_view t, Sink* out) {
+void FindIbans(std::string_view t, Classes /*classes*/, Sink* out) {
   constexpr size_t kMin = 15;
   constexpr size_t kMax = 34;
   auto iban_char = [](char c) { return IsUpper(c) || IsDigit(c); };
@@ -494,12 +572,32 @@ bool CloudKeyAt(std::string_view t, size_t i, Candidate* c) {
   }
 }
 
-void FindCloudKeys(std::string_view t, Sink* out) {
+void FindCloudKeys(std::string_view t, Classes classes, Sink* out) {
+  const uint8_t need = ((classes & kSep) != 0 ? kCloudSep : 0) |
+                       ((classes & kUnderscore) != 0 ? kCloudUnderscore : 0) |
+                       ((classes & kDash) != 0 ? kCloudDash : 0) |
+                       ((classes & kCapitalA) != 0 ? kCloudA : 0);
+  const std::array<bool, 256>& triggers = kCloudTriggers[need];
+  auto trigger_lanes = [need](V16 v) {
+    V16 hit{};
+    if ((need & kCloudSep) != 0) {
+      hit |= (V16)((v == 's') | (v == 'S'));
+    }
+    if ((need & kCloudUnderscore) != 0) {
+      hit |= (V16)((v == 'g') | (v == 's') | (v == 'r'));
+    }
+    if ((need & kCloudDash) != 0) {
+      hit |= (V16)(v == 'x');
+    }
+    if ((need & kCloudA) != 0) {
+      hit |= (V16)(v == 'A');
+    }
+    return hit;
+  };
+  auto is_trigger = [&triggers](char c) { return triggers[U(c)]; };
   size_t i = 0;
   while (i < t.size()) {
-    while (i < t.size() && !kCloudTriggers[U(t[i])]) {
-      ++i;
-    }
+    i = FindNext(t, i, trigger_lanes, is_trigger);
     if (i == t.size()) {
       return;
     }
@@ -569,10 +667,68 @@ bool BearerAt(std::string_view t, size_t i, Candidate* c) {
   return true;
 }
 
-void FindBearerTokens(std::string_view t, Sink* out) {
+// True when `t` holds "bear" in any case (where a bearer word must begin, when `words`) or
+// "eyJ" (where a JWT must begin, when `jwts`): the scan below runs only then. Sixteen starts at
+// a time; ASCII letters fold to lower case with | 0x20.
+bool MayHoldBearerOrJwt(std::string_view t, bool words, bool jwts) {
+  constexpr size_t kLookahead = 3;
+  constexpr size_t kBlock = sizeof(V16) + kLookahead;  // bytes one step reads
+  size_t i = 0;
+  // The last step starts at t.size() - kBlock (overlapping the one before), so only text shorter
+  // than a block is left for the byte-by-byte loop. Starts in the last three bytes are not
+  // looked at: no bearer word or JWT fits there.
+  for (bool last = t.size() < kBlock; !last; i += sizeof(V16)) {
+    if (i + kBlock >= t.size()) {
+      i = t.size() - kBlock;
+      last = true;
+    }
+    V16 b0;
+    V16 b1;
+    V16 b2;
+    V16 b3;
+    std::memcpy(&b0, t.data() + i, sizeof(V16));
+    std::memcpy(&b1, t.data() + i + 1, sizeof(V16));
+    std::memcpy(&b2, t.data() + i + 2, sizeof(V16));
+    std::memcpy(&b3, t.data() + i + 3, sizeof(V16));
+    V16 hit{};
+    if (words) {
+      hit |= (V16)(((b0 | 0x20) == 'b') & ((b1 | 0x20) == 'e') & ((b2 | 0x20) == 'a') &
+                   ((b3 | 0x20) == 'r'));
+    }
+    if (jwts) {
+      hit |= (V16)((b0 == 'e') & (b1 == 'y') & (b2 == 'J'));
+    }
+    if (AnyLane(hit)) {
+      return true;
+    }
+  }
+  if (t.size() >= kBlock) {
+    return false;
+  }
+  for (i = 0; i < t.size(); ++i) {
+    if ((words && EqualsFold(t, i, "bear")) || (jwts && StartsWithAt(t, i, "eyJ"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void FindBearerTokens(std::string_view t, Classes classes, Sink* out) {
+  const bool words = (classes & kBlank) != 0;
+  const bool jwts = (classes & (kCapitalJ | kDot)) == (kCapitalJ | kDot);
+  if ((!words && !jwts) || !MayHoldBearerOrJwt(t, words, jwts)) {
+    return;
+  }
+  const std::array<bool, 256>& triggers = words && jwts ? kBearerAndJwtTriggers
+                                          : words       ? kBearerWordTriggers
+                                                        : kJwtTriggers;
+  // Left to right from `floor` (where the scan resumed after the last match), every position is
+  // tried as a start: a bearer word where it begins with B/b, a JWT where it begins "eyJ". The
+  // JWT start is tried on reaching its 'J', two bytes on; no bearer word can start in between.
+  size_t floor = 0;
   size_t i = 0;
   while (i < t.size()) {
-    while (i < t.size() && !kBearerTriggers[U(t[i])]) {
+    while (i < t.size() && !triggers[U(t[i])]) {
       ++i;
     }
     if (i == t.size()) {
@@ -582,13 +738,16 @@ void FindBearerTokens(std::string_view t, Sink* out) {
     Candidate c{};
     if ((ch == 'B' || ch == 'b') && (i == 0 || !IsAlnum(t[i - 1])) && BearerAt(t, i, &c)) {
       out->push_back(c);
-      i = c.end;
+      i = floor = c.end;
       continue;
     }
-    if (ch == 'e' && (i == 0 || !IsBase64Url(t[i - 1])) && JwtAt(t, i, &c)) {
-      out->push_back(c);
-      i = c.end;
-      continue;
+    if (ch == 'J' && i >= floor + 2 && t[i - 1] == 'y' && t[i - 2] == 'e') {
+      size_t start = i - 2;
+      if ((start == 0 || !IsBase64Url(t[start - 1])) && JwtAt(t, start, &c)) {
+        out->push_back(c);
+        i = floor = c.end;
+        continue;
+      }
     }
     ++i;
   }
@@ -609,7 +768,7 @@ size_t PrivateKeyMarkerEnd(std::string_view t, size_t i, std::string_view marker
   return j + label + 5;
 }
 
-void FindPrivateKeys(std::string_view t, Sink* out) {
+void FindPrivateKeys(std::string_view t, Classes /*classes*/, Sink* out) {
   constexpr std::string_view kBegin = "-----BEGIN ";
   constexpr std::string_view kEnd = "-----END ";
   size_t pos = 0;
@@ -635,10 +794,10 @@ void FindPrivateKeys(std::string_view t, Sink* out) {
 // --- the fixed kinds -------------------------------------------------------------------------
 
 struct FixedKind {
-  void (*find)(std::string_view, Sink*);
+  void (*find)(std::string_view, Classes, Sink*);  // also given the classes the text holds
   size_t min_length;
-  uint8_t all_of;  // classes the text must all hold
-  uint8_t any_of;  // classes of which the text must hold one (0: none needed)
+  Classes all_of;  // classes the text must all hold
+  Classes any_of;  // classes of which the text must hold one (0: none needed)
 };
 
 const FixedKind& Fixed(DetectorKind kind) {
@@ -646,7 +805,7 @@ const FixedKind& Fixed(DetectorKind kind) {
   static constexpr FixedKind kCard{FindCards, 13, kDigit, 0};
   static constexpr FixedKind kSsn{FindSsns, 11, kDigit | kDash, 0};
   static constexpr FixedKind kIban{FindIbans, 15, kDigit | kUpper, 0};
-  static constexpr FixedKind kCloud{FindCloudKeys, 15, 0, kUpper | kUnderscore | kDash | kSep};
+  static constexpr FixedKind kCloud{FindCloudKeys, 15, 0, kCapitalA | kUnderscore | kDash | kSep};
   static constexpr FixedKind kBearer{FindBearerTokens, 8, 0, kBlank | kDot};
   static constexpr FixedKind kPrivateKey{FindPrivateKeys, 40, kDash | kUpper | kBlank, 0};
   switch (kind) {
@@ -669,19 +828,52 @@ const FixedKind& Fixed(DetectorKind kind) {
   return kPrivateKey;
 }
 
-// The classes present in `text`, stopping early once all are seen.
-uint8_t ClassesOf(std::string_view text) {
-  uint8_t seen = 0;
+// The classes present in `text`. Sixteen bytes at a time, each class a compare (or two) OR-ed
+// into its own lane mask, so the loop has no table lookups and no dependency between bytes;
+// a tail shorter than a block is read as the last sixteen bytes (overlap does not matter to an
+// OR), and only text shorter than one block goes through kClass. GCC/Clang vector extensions:
+// SSE2 on x86-64, NEON on arm64.
+Classes ClassesOf(std::string_view text) {
   size_t i = 0;
-  constexpr size_t kStride = 64;
-  while (i < text.size()) {
-    size_t stop = std::min(text.size(), i + kStride);
-    for (; i < stop; ++i) {
-      seen |= kClass[U(text[i])];
+  Classes seen = 0;
+  if (text.size() >= sizeof(V16)) {
+    V16 digit{};
+    V16 upper{};
+    V16 at{};
+    V16 dash{};
+    V16 underscore{};
+    V16 dot{};
+    V16 blank{};
+    V16 sep{};
+    V16 capital_a{};
+    V16 capital_j{};
+    for (bool last = false; !last; i += sizeof(V16)) {
+      if (i + sizeof(V16) >= text.size()) {
+        i = text.size() - sizeof(V16);
+        last = true;
+      }
+      V16 v;
+      std::memcpy(&v, text.data() + i, sizeof(V16));
+      digit |= (V16)(static_cast<V16>(v - '0') < 10);
+      upper |= (V16)(static_cast<V16>(v - 'A') < 26);
+      at |= (V16)(v == '@');
+      dash |= (V16)(v == '-');
+      underscore |= (V16)(v == '_');
+      dot |= (V16)(v == '.');
+      blank |= (V16)((v == ' ') | (v == '\t'));
+      sep |= (V16)((v == ':') | (v == '='));
+      capital_a |= (V16)(v == 'A');
+      capital_j |= (V16)(v == 'J');
     }
-    if (seen == 0xff) {
-      break;
-    }
+    auto any = AnyLane;
+    seen = (any(digit) ? kDigit : 0) | (any(upper) ? kUpper : 0) | (any(at) ? kAt : 0) |
+           (any(dash) ? kDash : 0) | (any(underscore) ? kUnderscore : 0) | (any(dot) ? kDot : 0) |
+           (any(blank) ? kBlank : 0) | (any(sep) ? kSep : 0) | (any(capital_a) ? kCapitalA : 0) |
+           (any(capital_j) ? kCapitalJ : 0);
+    return seen;
+  }
+  for (char c : text) {
+    seen |= kClass[U(c)];
   }
   return seen;
 }
@@ -779,15 +971,20 @@ absl::StatusOr<DetectorSet> DetectorSet::Create(std::vector<DetectorSpec> specs)
     compiled.spec = std::move(spec);
     set.detectors_.push_back(std::move(compiled));
   }
+  set.min_text_ = SIZE_MAX;
+  for (const Compiled& d : set.detectors_) {
+    set.min_text_ =
+        std::min(set.min_text_, d.re != nullptr ? size_t{1} : Fixed(d.spec.kind).min_length);
+  }
   return set;
 }
 
 void DetectorSet::Scan(std::string_view text, std::vector<Match>* out) const {
-  if (text.empty() || detectors_.empty()) {
+  if (text.size() < min_text_ || text.empty() || detectors_.empty()) {
     return;
   }
   const size_t base = out->size();
-  uint8_t classes = 0;
+  Classes classes = 0;
   bool classes_known = false;
   Sink sink;
   for (size_t d = 0; d < detectors_.size(); ++d) {
@@ -820,7 +1017,7 @@ void DetectorSet::Scan(std::string_view text, std::vector<Match>* out) const {
           (fixed.any_of != 0 && (classes & fixed.any_of) == 0)) {
         continue;
       }
-      fixed.find(text, &sink);
+      fixed.find(text, classes, &sink);
     }
     for (const Candidate& c : sink) {
       out->push_back({c.begin, c.end, d, det.spec.kind});

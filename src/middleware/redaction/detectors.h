@@ -141,6 +141,8 @@ class DetectorSet {
     std::shared_ptr<const re2::RE2> re;  // kCustom only
   };
   std::vector<Compiled> detectors_;
+  // Text shorter than this holds no match (no custom detector, and every fixed kind needs more).
+  size_t min_text_ = 0;
 };
 
 }  // namespace mcpmw::redaction

@@ -54,9 +54,50 @@ std::string_view PathActionName(PathRule::Action action) {
 // only when something changed, the rendering walk. Both number nodes in the same pre-order and
 // skip the inside of nodes a rule decided, so an edit is found again by its node number.
 class JsonRedactorWalk {
+ private:
+  struct State {
+    uint32_t rule;
+    uint32_t step;
+    // The rule's step `step` (what the next level must match), or null when the path ends here.
+    const JsonRedactor::Step* next;
+  };
+  struct Edit {
+    size_t node;
+    bool drop;
+    std::string text;  // the replacement string value when !drop
+  };
+  // One step of the path to a node: a member name (a view into the document) or an index.
+  struct PathToken {
+    std::string_view key;
+    size_t index = 0;
+    bool is_index = false;
+  };
+
  public:
-  JsonRedactorWalk(const JsonRedactor& redactor, std::vector<RedactionEvent>* events)
-      : r_(redactor), events_(events) {}
+  // What a walk builds as it goes, kept per thread between calls so a warm walk allocates
+  // nothing it does not hand back.
+  struct Scratch {
+    std::vector<State> states;  // a stack: each level's states follow its parent's
+    // The path to the node being visited; turned into a pointer only for an event.
+    std::vector<PathToken> path;
+    std::vector<Edit> edits;  // in node order
+    std::vector<Match> matches;
+    std::vector<size_t> counts;
+  };
+
+  JsonRedactorWalk(const JsonRedactor& redactor, std::vector<RedactionEvent>* events,
+                   Scratch* scratch)
+      : r_(redactor),
+        events_(events),
+        states_(scratch->states),
+        path_(scratch->path),
+        edits_(scratch->edits),
+        matches_(scratch->matches),
+        counts_(scratch->counts) {
+    states_.clear();
+    path_.clear();
+    edits_.clear();
+  }
 
   void Plan(simdjson::dom::element root) {
     for (uint32_t rule = 0; rule < r_.rules_.size(); ++rule) {
@@ -77,16 +118,20 @@ class JsonRedactorWalk {
   }
 
  private:
-  struct State {
-    uint32_t rule;
-    uint32_t step;
-  };
-  struct Edit {
-    size_t node;
-    bool drop;
-    std::string text;  // the replacement string value when !drop
-  };
   using Step = JsonRedactor::Step;
+
+  // The RFC 6901 pointer of the node being visited.
+  std::string Pointer() const {
+    std::string pointer;
+    for (const PathToken& token : path_) {
+      if (token.is_index) {
+        absl::StrAppend(&pointer, "/", token.index);  // digits need no escaping
+      } else {
+        AppendPointerToken(token.key, &pointer);
+      }
+    }
+    return pointer;
+  }
 
   // Adds (rule, step) to the states from `level_begin` on, with its closure: a descend step may
   // also match nothing, so the step after it is active too.
@@ -96,9 +141,10 @@ class JsonRedactorWalk {
         return;
       }
     }
-    states_.push_back({rule, step});
     const std::vector<Step>& steps = r_.rules_[rule].steps;
-    if (step < steps.size() && steps[step].type == Step::kDescend) {
+    const Step* next = step < steps.size() ? &steps[step] : nullptr;
+    states_.push_back({rule, step, next});
+    if (next != nullptr && next->type == Step::kDescend) {
       AddState(level_begin, rule, step + 1);
     }
   }
@@ -109,11 +155,10 @@ class JsonRedactorWalk {
     const size_t level = states_.size();
     for (size_t k = begin; k < end; ++k) {
       State s = states_[k];
-      const std::vector<Step>& steps = r_.rules_[s.rule].steps;
-      if (s.step >= steps.size()) {
+      if (s.next == nullptr) {
         continue;
       }
-      const Step& step = steps[s.step];
+      const Step& step = *s.next;
       switch (step.type) {
         case Step::kKey:
           if (key != nullptr && *key == step.key) {
@@ -140,8 +185,7 @@ class JsonRedactorWalk {
     int best = -1;
     for (size_t k = begin; k < end; ++k) {
       const State& s = states_[k];
-      if (s.step == r_.rules_[s.rule].steps.size() &&
-          (best < 0 || s.rule < static_cast<uint32_t>(best))) {
+      if (s.next == nullptr && (best < 0 || s.rule < static_cast<uint32_t>(best))) {
         best = static_cast<int>(s.rule);
       }
     }
@@ -161,13 +205,12 @@ class JsonRedactorWalk {
           return;
         }
         for (simdjson::dom::key_value_pair field : obj) {
-          const size_t mark = pointer_.size();
-          AppendPointerToken(field.key, &pointer_);
+          path_.push_back({.key = field.key});
           const size_t level = states_.size();
           Advance(begin, end, &field.key, 0);
           Visit(field.value, level, states_.size());
           states_.resize(level);
-          pointer_.resize(mark);
+          path_.pop_back();
         }
         return;
       }
@@ -178,13 +221,12 @@ class JsonRedactorWalk {
         }
         size_t index = 0;
         for (simdjson::dom::element child : arr) {
-          const size_t mark = pointer_.size();
-          AppendPointerToken(absl::StrCat(index), &pointer_);
+          path_.push_back({.index = index, .is_index = true});
           const size_t level = states_.size();
           Advance(begin, end, nullptr, index);
           Visit(child, level, states_.size());
           states_.resize(level);
-          pointer_.resize(mark);
+          path_.pop_back();
           ++index;
         }
         return;
@@ -210,7 +252,7 @@ class JsonRedactorWalk {
         for (size_t d = 0; d < counts_.size(); ++d) {
           if (counts_[d] != 0) {
             const DetectorSpec& spec = r_.detectors_.spec(d);
-            events_->push_back({spec.id, pointer_, "redact",
+            events_->push_back({spec.id, Pointer(), "redact",
                                 std::string(DetectorKindName(spec.kind)), counts_[d]});
           }
         }
@@ -241,7 +283,7 @@ class JsonRedactorWalk {
       }
     }
     if (events_ != nullptr) {
-      events_->push_back({rule.id, pointer_, std::string(PathActionName(rule.action)), "", 1});
+      events_->push_back({rule.id, Pointer(), std::string(PathActionName(rule.action)), "", 1});
     }
   }
 
@@ -325,11 +367,11 @@ class JsonRedactorWalk {
 
   const JsonRedactor& r_;
   std::vector<RedactionEvent>* events_;
-  std::vector<State> states_;  // a stack: each level's states follow its parent's
-  std::string pointer_;
-  std::vector<Edit> edits_;  // in node order
-  std::vector<Match> matches_;
-  std::vector<size_t> counts_;
+  std::vector<State>& states_;
+  std::vector<PathToken>& path_;
+  std::vector<Edit>& edits_;
+  std::vector<Match>& matches_;
+  std::vector<size_t>& counts_;
   size_t next_id_ = 0;
   size_t next_edit_ = 0;
 };
@@ -459,15 +501,22 @@ absl::StatusOr<std::optional<std::string>> JsonRedactor::Redact(
     return absl::InvalidArgumentError(
         absl::StrCat("redaction: not a valid JSON document: ", simdjson::error_message(error)));
   }
+  return RedactParsed(root, events, json.size());
+}
+
+std::optional<std::string> JsonRedactor::RedactParsed(simdjson::dom::element root,
+                                                      std::vector<RedactionEvent>* events,
+                                                      size_t size_hint) const {
   if (rules_.empty() && detectors_.empty()) {
     return std::nullopt;
   }
-  JsonRedactorWalk walk(*this, events);
+  thread_local JsonRedactorWalk::Scratch scratch;
+  JsonRedactorWalk walk(*this, events, &scratch);
   walk.Plan(root);
   if (!walk.changed()) {
     return std::nullopt;
   }
-  return walk.Render(root, json.size());
+  return walk.Render(root, size_hint);
 }
 
 }  // namespace mcpmw::redaction

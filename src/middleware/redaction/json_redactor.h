@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "simdjson.h"
 #include "src/middleware/redaction/detectors.h"
 
 namespace mcpmw::redaction {
@@ -87,6 +88,14 @@ class JsonRedactor {
   // Thread-safe: each thread uses its own parser.
   absl::StatusOr<std::optional<std::string>> Redact(std::string_view json,
                                                     std::vector<RedactionEvent>* events) const;
+
+  // As Redact, for a document the caller has already parsed (a member of a message parsed once
+  // for every stage): `root` is the document, and the result and events are exactly what Redact
+  // gives for that document's text. Never fails. `size_hint` reserves the rewritten text.
+  // Thread-safe; `root`'s parser must not be reused during the call.
+  std::optional<std::string> RedactParsed(simdjson::dom::element root,
+                                          std::vector<RedactionEvent>* events,
+                                          size_t size_hint) const;
 
   const DetectorSet& detectors() const { return detectors_; }
 

@@ -1,6 +1,7 @@
 #include "src/middleware/redaction/detectors.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -264,6 +265,67 @@ TEST(Detectors, KindNamesAndDefaultReplacements) {
   EXPECT_EQ(DetectorKindName(DetectorKind::kBearerToken), "bearer_token");
   EXPECT_EQ(DefaultReplacement(DetectorKind::kIban), "[IBAN_REDACTED]");
   EXPECT_EQ(BuiltinDetectors().size(), 7u);
+}
+
+TEST(Detectors, FindsEachKindAtEveryOffsetAroundTheSixteenByteBlocks) {
+  // The pre-filter reads sixteen bytes at a time and the rest one by one; a secret must be found
+  // wherever it sits relative to those blocks, and the text around it left alone.
+  const std::string jwt =
+      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  const std::pair<std::string, std::string> cases[] = {
+      {"alice@example.com", "[EMAIL_REDACTED]"},
+      {"4111 1111 1111 1111", "[CARD_REDACTED]"},
+      {"123-45-6789", "[SSN_REDACTED]"},
+      {"GB82WEST12345698765432", "[IBAN_REDACTED]"},
+      {aws_key_id, "[CLOUD_KEY_REDACTED]"},
+      {github_token, "[CLOUD_KEY_REDACTED]"},
+      {slack_token, "[CLOUD_KEY_REDACTED]"},
+      {stripe_key, "[CLOUD_KEY_REDACTED]"},
+      {gcp_key, "[CLOUD_KEY_REDACTED]"},
+      {"aws_secret_access_key = " + aws_secret, "aws_secret_access_key = [CLOUD_KEY_REDACTED]"},
+      {"Bearer 8f14e45fceea167a5a36dedd4bea2543", "Bearer [TOKEN_REDACTED]"},
+      {"BEARER 8f14e45fceea167a5a36dedd4bea2543", "BEARER [TOKEN_REDACTED]"},
+      {jwt, "[TOKEN_REDACTED]"},
+  };
+  for (const auto& [secret, redacted] : cases) {
+    for (size_t before = 0; before <= 33; ++before) {
+      for (size_t after : {size_t{0}, size_t{1}, size_t{15}, size_t{17}}) {
+        std::string text = std::string(before, ' ') + secret + std::string(after, ' ');
+        ASSERT_EQ(RedactAll(text), std::string(before, ' ') + redacted + std::string(after, ' '))
+            << "before " << before << ", after " << after << ": " << text;
+      }
+    }
+  }
+}
+
+TEST(Detectors, FindsAJwtRightAfterABearerTokenAndNotInsideIt) {
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln";
+  // The token run ends at the space; the JWT after it is its own match.
+  EXPECT_EQ(RedactAll("Bearer abcdefgh12345678 " + jwt),
+            "Bearer [TOKEN_REDACTED] [TOKEN_REDACTED]");
+  // "eyJ" glued to a base64url character does not start a JWT.
+  EXPECT_FALSE(Changes("xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln"));
+  // A JWT whose "eyJ" sits inside an earlier match is not found twice.
+  std::vector<Match> matches;
+  Builtins().Scan("Bearer " + jwt, &matches);
+  ASSERT_EQ(matches.size(), 1u);
+  EXPECT_EQ(matches[0].begin, 7u);
+  EXPECT_EQ(matches[0].end, 7 + jwt.size());
+}
+
+TEST(Detectors, SkipsTextShorterThanAnyDetectorNeeds) {
+  absl::StatusOr<DetectorSet> set = DetectorSet::Create({{.kind = DetectorKind::kEmail}});
+  ASSERT_TRUE(set.ok());
+  std::vector<Match> matches;
+  set->Scan("a@b.c", &matches);  // 5 bytes: no address is that short
+  EXPECT_TRUE(matches.empty());
+  set->Scan("a@b.cd", &matches);
+  EXPECT_EQ(matches.size(), 1u);
+  absl::StatusOr<DetectorSet> custom =
+      DetectorSet::Create({{.kind = DetectorKind::kCustom, .pattern = "x"}});
+  ASSERT_TRUE(custom.ok());
+  custom->Scan("x", &matches);  // a custom pattern may match a single byte
+  EXPECT_EQ(matches.size(), 2u);
 }
 
 }  // namespace
