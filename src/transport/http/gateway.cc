@@ -1086,7 +1086,7 @@ void Gateway::FromUpstream(Binding& b, std::string_view line) {
           target = &NewStream(session, nullptr, true);
         }
       }
-      Emit(session, *target, out, false);
+      Emit(session, *target, std::move(out), false);
       return;
     }
     default:
@@ -1199,16 +1199,16 @@ void Gateway::FinishPending(Session& session, Pending& p, std::string_view json)
       stream = st.get();
     }
   }
-  std::string copy(json);
+  std::string copy(json);  // `json` may live in the pending entry erased here
   session.pending.erase(key);
   --in_flight_;
   if (stream != nullptr) {
-    Emit(session, *stream, copy, true);
+    Emit(session, *stream, std::move(copy), true);
   }
   MaybeDestroyStateless(session);
 }
 
-void Gateway::Emit(Session& session, Stream& stream, std::string_view json, bool final) {
+void Gateway::Emit(Session& session, Stream& stream, std::string json, bool final) {
   std::shared_ptr<ResponseStream>& http = stream.http;
   bool live = http != nullptr && !http->finished();
   if (final && !stream.sse) {
@@ -1219,7 +1219,7 @@ void Gateway::Emit(Session& session, Stream& stream, std::string_view json, bool
       if (!session.stateless) {
         h.emplace_back("Mcp-Session-Id", session.id);
       }
-      http->Respond({.status = 200, .headers = std::move(h), .body = std::string(json)});
+      http->Respond({.status = 200, .headers = std::move(h), .body = std::move(json)});
     }
     http.reset();
     if (!stream.is_get) {

@@ -168,7 +168,7 @@ class Gateway final : public Handler {
   // the binding or the fan-in is gone): the part is then done.
   bool FetchToolsPage(Session& session, Binding& b, const std::string& fan_key,
                       std::string_view cursor_json, size_t page);
-  void Emit(Session& session, Stream& stream, std::string_view json, bool final);
+  void Emit(Session& session, Stream& stream, std::string json, bool final);
   void AttachStream(Session& session, Stream& stream, std::shared_ptr<ResponseStream> http);
   Stream& NewStream(Session& session, std::shared_ptr<ResponseStream> http, bool is_get);
   void MaybeDestroyStateless(Session& session);

@@ -29,6 +29,18 @@ const std::string* Request::Find(std::string_view lower_name) const {
   return nullptr;
 }
 
+void Request::Clear() {
+  method.clear();
+  target.clear();
+  path.clear();
+  query.clear();
+  headers.clear();
+  body.clear();
+  keep_alive = true;
+  version_minor = 1;
+  peer.clear();
+}
+
 RequestParser::RequestParser(const Limits& limits) : limits_(limits) {
   http_parser_settings_init(&settings_);
   settings_.on_message_begin = &RequestParser::OnMessageBegin;
@@ -131,6 +143,17 @@ RequestParser::FeedResult RequestParser::Feed(std::string_view data) {
     }
   }
   return {total, State::kNeedMore};
+}
+
+void RequestParser::Recycle(Request&& used) {
+  // Only into a parser that has not begun the next request, and not a large body's buffer (a
+  // connection must not keep what one big request needed).
+  constexpr size_t kMaxRecycledBody = size_t{64} * 1024;
+  if (started_ || used.body.capacity() > kMaxRecycledBody) {
+    return;
+  }
+  used.Clear();
+  request_ = std::move(used);
 }
 
 Request RequestParser::TakeRequest() {

@@ -48,6 +48,9 @@ class RequestParser {
   // The request completed by the last Feed; the parser is then ready for the next one. Only
   // valid after kComplete (otherwise returns an empty Request). `peer` is left empty.
   Request TakeRequest();
+  // Hands back a request taken earlier and no longer used: the next one is parsed into its
+  // storage (no effect once the next request has begun).
+  void Recycle(Request&& used);
 
   // True once a byte of the current request was consumed (idle keep-alive vs. a request under
   // way).

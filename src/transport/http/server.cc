@@ -422,8 +422,15 @@ void Stream::CheckBackpressure() {
 
 std::string Connection::Head(const Response& response, bool streamed, size_t content_length) {
   no_body_ = head_request_ || !StatusHasBody(response.status);
-  std::string head =
-      absl::StrCat("HTTP/1.1 ", response.status, " ", Sv(ReasonPhrase(response.status)), "\r\n");
+  // Sized once for the head and, when it follows in the same string, the body.
+  size_t size = 96;
+  for (const auto& [name, value] : response.headers) {
+    size += name.size() + value.size() + 4;
+  }
+  std::string head;
+  head.reserve(size + (streamed ? 0 : content_length));
+  absl::StrAppend(&head, "HTTP/1.1 ", response.status, " ", Sv(ReasonPhrase(response.status)),
+                  "\r\n");
   bool connection_header = false;
   for (const auto& [name, value] : response.headers) {
     // The server frames the body itself.
@@ -629,6 +636,7 @@ void Connection::Dispatch() {
   ++server_.requests_served_;
   // The handler may answer right here (StreamFinished clears stream_) or later.
   server_.handler_.OnRequest(request, std::move(stream));
+  parser_.Recycle(std::move(request));  // handlers keep nothing of it past OnRequest
 }
 
 io::Task<int> Connection::Read(Duration timeout, size_t max_buffered) {

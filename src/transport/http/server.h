@@ -70,6 +70,9 @@ struct Request {
 
   // The first header named `lower_name` (already lower-case), or nullptr.
   const std::string* Find(std::string_view lower_name) const;
+  // Back to a default Request, keeping the strings' and the header list's capacity (the parser
+  // reuses an answered request for the next one instead of allocating all of it again).
+  void Clear();
 };
 
 // One response. Handlers build these; the server adds Content-Length (or Transfer-Encoding:

@@ -228,6 +228,47 @@ TEST(RequestParser, LeavesBytesAfterACompleteRequestUnconsumed) {
   EXPECT_EQ(parser.TakeRequest().path, "/b");
 }
 
+TEST(RequestParser, ParsesIntoARecycledRequestWithNothingOfTheOldOneLeft) {
+  RequestParser parser{Limits()};
+  ASSERT_EQ(parser
+                .Feed("POST /first?x=1 HTTP/1.0\r\nHost: a\r\nX-Long: 0123456789abcdefghij\r\n"
+                      "Content-Length: 5\r\n\r\nhello")
+                .state,
+            RequestParser::State::kComplete);
+  Request first = parser.TakeRequest();
+  first.peer = "127.0.0.1:1";
+  const char* body_storage = first.body.data();
+  parser.Recycle(std::move(first));
+  ASSERT_EQ(parser.Feed("GET /second HTTP/1.1\r\nAccept: */*\r\n\r\n").state,
+            RequestParser::State::kComplete);
+  Request second = parser.TakeRequest();
+  EXPECT_EQ(second.method, "GET");
+  EXPECT_EQ(second.target, "/second");
+  EXPECT_EQ(second.path, "/second");
+  EXPECT_EQ(second.query, "");
+  ASSERT_EQ(second.headers.size(), 1u);
+  EXPECT_EQ(second.headers[0].name, "accept");
+  EXPECT_EQ(second.headers[0].value, "*/*");
+  EXPECT_EQ(second.body, "");
+  EXPECT_EQ(second.body.data(), body_storage) << "the old body's storage is reused";
+  EXPECT_TRUE(second.keep_alive);
+  EXPECT_EQ(second.version_minor, 1);
+  EXPECT_EQ(second.peer, "");
+}
+
+TEST(RequestParser, DoesNotRecycleIntoARequestAlreadyUnderWay) {
+  RequestParser parser{Limits()};
+  ASSERT_EQ(parser.Feed("GET /a HTTP/1.1\r\n\r\n").state, RequestParser::State::kComplete);
+  Request a = parser.TakeRequest();
+  ASSERT_EQ(parser.Feed("GET /b HTTP/1.1\r\nX: y").state, RequestParser::State::kNeedMore);
+  parser.Recycle(std::move(a));
+  ASSERT_EQ(parser.Feed("\r\n\r\n").state, RequestParser::State::kComplete);
+  Request b = parser.TakeRequest();
+  EXPECT_EQ(b.path, "/b");
+  ASSERT_EQ(b.headers.size(), 1u);
+  EXPECT_EQ(b.headers[0].value, "y");
+}
+
 TEST(RequestParser, ReportsStartedAndHeadersCompleteAsARequestArrives) {
   RequestParser parser{Limits()};
   EXPECT_FALSE(parser.started());
