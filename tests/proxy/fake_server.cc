@@ -12,7 +12,8 @@
 //   progress {count, interval_ms} → sends `count` notifications/progress for the request's
 //                     params._meta.progressToken, `interval_ms` apart, then answers {"done":true}
 //   cancellations   → {"cancelled": [the params of every notifications/cancelled received]}
-//   tools/list      → the tools below (FAKE_TOOL_PAGES=N: N pages, see the handler)
+//   tools/list      → the tools below (FAKE_TOOL_PAGES=N: N pages, see the handler;
+//                     FAKE_HANG_TOOLS_LIST=1: never answers it, like `hang`)
 //   tools/call      → by params.name: `echo` {text} answers a text content holding `text`;
 //                     `slow` {ms} answers "slept <ms>" after `ms` milliseconds; any other name
 //                     is an -32602 error naming the tool
@@ -138,6 +139,8 @@ int main() {
              Raw(token) + R"(,"progress":)" + std::to_string(i) + "}}");
       }
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"done":true}})");
+    } else if (method == "tools/list" && std::getenv("FAKE_HANG_TOOLS_LIST") != nullptr) {
+      hung_ids.insert(rid);
     } else if (method == "tools/list") {
       // Page 1 is echo and slow; page k > 1 (cursor "page-k") is one tool, "page<k>_tool".
       int64_t pages = 1;

@@ -126,7 +126,8 @@ struct Gateway::Pending {
   Binding* binding = nullptr;
   std::unique_ptr<proxy::Exchange> exchange;
   TimePoint started{};
-  TimePoint last_heard{};  // started, or the last progress for it (requestTimeoutMs counts from)
+  TimePoint last_heard{};  // the last progress for it (requestTimeoutMs counts from the later of
+                           // this and `started`)
   // kFanIn (an aggregated list): one answer per binding.
   size_t parts_waiting = 0;
   std::vector<std::pair<std::string, std::string>> parts;  // (server, result JSON)
@@ -731,7 +732,6 @@ void Gateway::StartCall(Session& session, std::shared_ptr<ResponseStream> stream
   p->binding = &b;
   p->exchange = std::move(ex);
   p->started = deps_.clock->Now();
-  p->last_heard = p->started;
   p->stream = NewStream(session, std::move(stream), false).number;
   session.pending.emplace(std::move(key), std::move(p));
   ++in_flight_;
@@ -1153,7 +1153,6 @@ bool Gateway::FetchToolsPage(Session& session, Binding& b, const std::string& fa
   part->binding = &b;
   part->exchange = std::move(ex);
   part->started = deps_.clock->Now();
-  part->last_heard = part->started;
   part->stream = fit->second->stream;
   part->fan_key = fan_key;
   part->page = page;
@@ -1600,8 +1599,8 @@ io::Task<void> Gateway::RequestTimeouts() {
     std::vector<std::pair<std::string, std::string>> late;  // (session id, pending key)
     for (auto& [id, s] : sessions_) {
       for (auto& [key, p] : s->pending) {
-        if (p->kind == Pending::Kind::kCall && p->fan_key.empty() && p->method != "initialize" &&
-            now - p->last_heard >= limit) {
+        if (p->kind == Pending::Kind::kCall && p->method != "initialize" &&
+            now - std::max(p->started, p->last_heard) >= limit) {
           late.emplace_back(id, key);
         }
       }
@@ -1628,6 +1627,16 @@ io::Task<void> Gateway::RequestTimeouts() {
         p.exchange.reset();
       }
       CountCall(session, p.method, "timeout", p.binding->server->name, now - p.started);
+      if (!p.fan_key.empty()) {
+        // One server of an aggregated tools/list: the list goes on without its tools.
+        std::string fan_key = p.fan_key;
+        std::string server = p.binding->server->name;
+        LogError("gateway: ", server, " did not answer tools/list within ", limit_ms,
+                 " ms; the aggregated list leaves its tools out");
+        session.pending.erase(pit);
+        PartDone(session, fan_key, server, {});
+        continue;
+      }
       FinishPending(
           session, p,
           jsonrpc::ErrorResponse(

@@ -750,6 +750,28 @@ TEST_F(GatewayTest, AggregatedToolsListFollowsEveryPageThroughTheToolFilter) {
                        R"({"name":"fake__page2_tool","inputSchema":{"type":"object"}}]}})");
 }
 
+TEST_F(GatewayTest, AggregatedToolsListLeavesOutAServerThatOutlivesRequestTimeout) {
+  worker_env_ = {{"FAKE_HANG_TOOLS_LIST", "1"}};
+  h_.config.request_timeout = 300ms;
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Reply list;
+  Duration waited{};
+  RunWithClient([&](uint16_t port) {
+    Client c(port);
+    ASSERT_TRUE(c.connected());
+    std::string sid = OpenSession(c, "Bearer good", "/mcp");
+    auto start = std::chrono::steady_clock::now();
+    list = c.Do({.path = "/mcp",
+                 .body = R"({"jsonrpc":"2.0","id":4,"method":"tools/list"})",
+                 .session = sid});
+    waited = std::chrono::steady_clock::now() - start;
+  });
+  EXPECT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(list.body, R"({"jsonrpc":"2.0","id":4,"result":{"tools":[]}})");
+  EXPECT_GE(waited, 290ms);
+  EXPECT_LT(waited, 5s);
+}
+
 TEST_F(GatewayTest, DrainWaitsForTheCallInFlightAndRefusesNewSessionsMeanwhile) {
   ASSERT_NO_FATAL_FAILURE(Start());
   int fds[2];
