@@ -138,6 +138,8 @@ struct Principal {
   std::string agent;
   std::vector<std::string> roles;
   std::vector<std::string> scopes;  // trimmed, lowercased, unique, sorted (auth)
+
+  bool operator==(const Principal&) const = default;
 };
 
 struct PolicyOutcome {

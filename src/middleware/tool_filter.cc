@@ -51,10 +51,8 @@ std::string_view ToolFilterStage::HiddenBecause(const MessageContext& ctx,
 }
 
 bool ToolFilterStage::IsLastCall(const MessageContext& ctx) const {
-  const Principal& p = ctx.principal;
   return last_.valid && last_.tool == ctx.tool_name && last_.server == ctx.server_id &&
-         last_.tenant == p.tenant && last_.user == p.user && last_.agent == p.agent &&
-         last_.roles == p.roles && last_.scopes == p.scopes;
+         last_.principal == ctx.principal;
 }
 
 Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
@@ -62,15 +60,10 @@ Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
     return Verdict::Continue();
   }
   if (!IsLastCall(ctx)) {
-    const Principal& p = ctx.principal;
     last_.reason = HiddenBecause(ctx, ctx.tool_name);
     last_.tool = ctx.tool_name;
     last_.server = ctx.server_id;
-    last_.tenant = p.tenant;
-    last_.user = p.user;
-    last_.agent = p.agent;
-    last_.roles = p.roles;
-    last_.scopes = p.scopes;
+    last_.principal = ctx.principal;
     last_.valid = true;
   }
   std::string_view reason = last_.reason;

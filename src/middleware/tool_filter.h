@@ -45,11 +45,7 @@ class ToolFilterStage final : public Stage {
     bool valid = false;
     std::string tool;
     std::string server;
-    std::string tenant;
-    std::string user;
-    std::string agent;
-    std::vector<std::string> roles;
-    std::vector<std::string> scopes;
+    Principal principal;
     std::string_view reason;  // a literal
   };
   bool IsLastCall(const MessageContext& ctx) const;
