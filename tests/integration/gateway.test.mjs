@@ -13,10 +13,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import {
   CallToolResultSchema,
   CreateMessageRequestSchema,
-  ElicitRequestSchema,
-  ListRootsRequestSchema,
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
+
+import { answerServerRequests } from './lib/client_answers.mjs';
 
 import {
   ACCEPT_BOTH,
@@ -192,22 +192,7 @@ describe('mcpmw serve: the Streamable HTTP gateway', { timeout: 150_000 }, () =>
     before(async () => {
       sdk = sdkClient(gw, EVERYTHING, bearer(tokenA),
         { sampling: {}, elicitation: { form: {} }, roots: { listChanged: true } });
-      sdk.client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
-        samplingRequests.push(req.params);
-        return {
-          model: 'mcpmw-test-model',
-          role: 'assistant',
-          content: { type: 'text', text: 'sampled-by-test-client 42' },
-          stopReason: 'endTurn',
-        };
-      });
-      sdk.client.setRequestHandler(ElicitRequestSchema, async (req) => {
-        elicitationRequests.push(req.params);
-        return { action: 'accept', content: { name: 'Ada Lovelace', check: true, integer: 7 } };
-      });
-      sdk.client.setRequestHandler(ListRootsRequestSchema, async () => ({
-        roots: [{ uri: 'file:///tmp/mcpmw-root', name: 'mcpmw-root' }],
-      }));
+      answerServerRequests(sdk.client, { samplingRequests, elicitationRequests });
       await withStderrOnFailure(gw.stderr,
         () => sdk.client.connect(sdk.transport, { timeout: 15_000 }));
     });

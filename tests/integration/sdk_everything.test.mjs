@@ -9,12 +9,9 @@ import path from 'node:path';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import {
-  CreateMessageRequestSchema,
-  ElicitRequestSchema,
-  ListRootsRequestSchema,
-  LoggingMessageNotificationSchema,
-} from '@modelcontextprotocol/sdk/types.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import { answerServerRequests } from './lib/client_answers.mjs';
 
 import {
   bigPayload,
@@ -49,22 +46,7 @@ describe('SDK client ⇄ mcpmw ⇄ server-everything', { timeout: 120_000 }, () 
           roots: { listChanged: true },
         },
       });
-    client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
-      samplingRequests.push(req.params);
-      return {
-        model: 'mcpmw-test-model',
-        role: 'assistant',
-        content: { type: 'text', text: 'sampled-by-test-client 42' },
-        stopReason: 'endTurn',
-      };
-    });
-    client.setRequestHandler(ElicitRequestSchema, async (req) => {
-      elicitationRequests.push(req.params);
-      return { action: 'accept', content: { name: 'Ada Lovelace', check: true, integer: 7 } };
-    });
-    client.setRequestHandler(ListRootsRequestSchema, async () => ({
-      roots: [{ uri: 'file:///tmp/mcpmw-root', name: 'mcpmw-root' }],
-    }));
+    answerServerRequests(client, { samplingRequests, elicitationRequests });
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
       logMessages.push(n.params);
     });

@@ -22,6 +22,7 @@
 #include "pool/sandbox/host.h"
 #include "simdjson.h"
 #include "src/common/fd.h"
+#include "tests/pool/probed_host.h"
 
 namespace mcpmw::pool {
 namespace {
@@ -122,11 +123,6 @@ std::string ReadLine(int fd) {
   return "";
 }
 
-const sandbox::HostCapabilities& Host() {
-  static const sandbox::HostCapabilities host = sandbox::ProbeHost();
-  return host;
-}
-
 class PoolManagerTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -160,7 +156,7 @@ class PoolManagerTest : public testing::Test {
 
   void StartPool(std::vector<Profile> profiles, milliseconds kill_timeout = milliseconds(2000)) {
     PoolOptions options;
-    options.host = Host();
+    options.host = testing_support::ProbedHost();
     options.kill_timeout = kill_timeout;
     absl::StatusOr<std::unique_ptr<PoolManager>> pool =
         PoolManager::Start(std::move(profiles), std::move(options));

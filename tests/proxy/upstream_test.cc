@@ -29,6 +29,7 @@
 #include "pool/sandbox/host.h"
 #include "src/io/ring.h"
 #include "src/io/task.h"
+#include "tests/pool/probed_host.h"
 
 namespace mcpmw::proxy {
 namespace {
@@ -133,11 +134,6 @@ class RecordingPeer final : public UpstreamPeer {
   Signal& signal_;
 };
 
-const pool::sandbox::HostCapabilities& Host() {
-  static const pool::sandbox::HostCapabilities host = pool::sandbox::ProbeHost();
-  return host;
-}
-
 class UpstreamTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -165,7 +161,7 @@ class UpstreamTest : public testing::Test {
     p.queue.wait_timeout = wait_timeout;
     p.sandbox = {};
     pool::PoolOptions options;
-    options.host = Host();
+    options.host = pool::testing_support::ProbedHost();
     options.kill_timeout = 2000ms;
     absl::StatusOr<std::unique_ptr<pool::PoolManager>> pools =
         pool::PoolManager::Start({p}, std::move(options));

@@ -42,6 +42,7 @@
 #include "src/io/task.h"
 #include "src/proxy/governance.h"
 #include "src/transport/http/server.h"
+#include "tests/pool/probed_host.h"
 #include "tests/transport/http/loopback_client.h"
 #include "tests/transport/http/serve_guard.h"
 
@@ -373,11 +374,6 @@ io::Task<void> Drive(Harness& h, int done_fd) {
   co_await group.Join();
 }
 
-const pool::sandbox::HostCapabilities& Host() {
-  static const pool::sandbox::HostCapabilities host = pool::sandbox::ProbeHost();
-  return host;
-}
-
 class GatewayTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -428,7 +424,7 @@ class GatewayTest : public testing::Test {
     h_.config.allowed_origins = {"https://app.example"};
     h_.config.drain_timeout = 5s;
     pool::PoolOptions options;
-    options.host = Host();
+    options.host = pool::testing_support::ProbedHost();
     options.kill_timeout = 2000ms;
     absl::StatusOr<std::unique_ptr<pool::PoolManager>> pools =
         pool::PoolManager::Start(h_.config.servers, std::move(options));
