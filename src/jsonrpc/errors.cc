@@ -109,4 +109,13 @@ std::string ErrorResponse(std::string_view id, int code, std::string_view messag
   return out;
 }
 
+std::string CancelledNotification(std::string_view request_id, std::string_view reason) {
+  std::string out =
+      absl::StrCat(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)",
+                   Sv(request_id), R"(,"reason":)");
+  AppendJsonString(reason, &out);
+  out.append("}}");
+  return out;
+}
+
 }  // namespace mcpmw::jsonrpc

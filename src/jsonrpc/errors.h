@@ -58,4 +58,8 @@ void AppendJsonStringLikeJs(std::string_view text, std::string* out);
 std::string ErrorResponse(std::string_view id, int code, std::string_view message,
                           std::string_view data_json = {});
 
+// Builds `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":<id>,
+// "reason":<reason>}}`; `request_id` is a raw JSON token.
+std::string CancelledNotification(std::string_view request_id, std::string_view reason);
+
 }  // namespace mcpmw::jsonrpc

@@ -125,15 +125,6 @@ std::string ResultResponse(std::string_view id, std::string_view result_json) {
   return absl::StrCat(R"({"jsonrpc":"2.0","id":)", Sv(id), R"(,"result":)", Sv(result_json), "}");
 }
 
-std::string CancelledNotification(uint64_t worker_id, std::string_view reason) {
-  std::string out =
-      absl::StrCat(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)",
-                   worker_id, R"(,"reason":)");
-  jsonrpc::AppendJsonString(reason, &out);
-  out.append("}}");
-  return out;
-}
-
 }  // namespace
 
 SessionMux::SessionMux(SessionMuxOptions options) : options_(options) {}
@@ -660,7 +651,8 @@ MuxOutput SessionMux::CloseSession(SessionId session) {
     }
     pending_.erase(pending);
     if (!worker_gone_) {
-      out.to_worker.push_back(CancelledNotification(worker_id, "the client session closed"));
+      out.to_worker.push_back(
+          jsonrpc::CancelledNotification(absl::StrCat(worker_id), "the client session closed"));
     }
   }
   for (const auto& [local, request] : s.server_requests) {

@@ -839,9 +839,8 @@ void Sidecar::TimeOutDueRequests(TimePoint now) {
     LogError("the MCP server did not answer `", pending.method, "` (id ", id, ") within ", ms,
              " ms; ", cancel ? "cancelled it" : "stopped waiting for it");
     if (cancel && state_ != ServerState::kGone) {
-      std::string note = absl::StrCat(
-          R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":)", id,
-          R"(,"reason":"mcpmw: request timed out after )", ms, R"( ms"}})");
+      std::string note = jsonrpc::CancelledNotification(
+          id, absl::StrCat("mcpmw: request timed out after ", ms, " ms"));
       if (state_ == ServerState::kRunning) {
         server_writer_.EnqueueMessage(std::move(note));
       } else if (!shutting_down_) {

@@ -81,6 +81,15 @@ TEST(ErrorResponse, EscapesTheMessage) {
             R"("message":"server \"fs\" exited\n\u0001"}})");
 }
 
+TEST(CancelledNotification, WritesTheRequestIdTokenAsIsAndEscapesTheReason) {
+  EXPECT_EQ(CancelledNotification(R"("a-1")", "timed \"out\""),
+            R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"a-1",)"
+            R"("reason":"timed \"out\""}})");
+  EXPECT_EQ(CancelledNotification("42", "gone"),
+            R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":42,)"
+            R"("reason":"gone"}})");
+}
+
 TEST(ErrorResponse, ReadsBackAsAnErrorResponseForTheSameId) {
   EnvelopeReader reader;
   for (std::string_view id : {"42", R"("a\"b")", "null"}) {

@@ -1619,9 +1619,7 @@ io::Task<void> Gateway::RequestTimeouts() {
       // The worker is told to stop (the mux then drops its late answer), as for a client's own
       // cancellation; the client gets -32001 instead of waiting for ever.
       SendToUpstream(*p.binding,
-                     absl::StrCat(R"({"jsonrpc":"2.0","method":"notifications/cancelled",)",
-                                  R"("params":{"requestId":)", p.client_id,
-                                  R"(,"reason":"mcpmw: request timeout"}})"));
+                     jsonrpc::CancelledNotification(p.client_id, "mcpmw: request timeout"));
       if (p.exchange != nullptr) {
         deps_.governance->Abandon(*p.exchange, jsonrpc::kServerUnavailable, "request timeout");
         p.exchange.reset();
