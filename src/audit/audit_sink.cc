@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -507,6 +509,13 @@ absl::Status AuditSink::StickyError() const {
 // Writer thread
 
 void AuditSink::WriterLoop() {
+  // Named so that `top -H` and /proc show which thread is the audit writer.
+  ::pthread_setname_np(::pthread_self(), "mcpmw-audit");
+  if (options_.writer_nice != 0 &&
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.writer_nice) != 0) {
+    LogDebug("audit: cannot set the writer's nice value to ", options_.writer_nice, ": ",
+             ErrnoText(errno));
+  }
   while (true) {
     uint32_t epoch = wake_.load(std::memory_order_seq_cst);
     // Read before draining: everything appended before Close() set it is then drained below.

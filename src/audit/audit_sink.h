@@ -78,6 +78,11 @@ struct AuditOptions {
   // when it is idle, so a record reaches the file at most about this late; Flush, Close and a
   // full queue end the nap at once.
   std::chrono::microseconds batch_interval{1000};
+  // The writer thread's nice value. It renders, hashes and writes every record off the message
+  // path, so by default (19) it takes CPU the message path leaves idle rather than preempting
+  // it; a full queue blocks the producer (which then leaves the CPU to it), so it cannot fall
+  // more than queue_capacity records behind. 0 runs it as an equal of the message path.
+  int writer_nice = 19;
   // On reopen, cut a torn final line instead of refusing to open.
   bool truncate_torn_tail = false;
   // Wall clock for the header's `started` and each record's `ts` (when the writer sequenced

@@ -117,6 +117,13 @@ void FrameWriter::StartFlush() {
   }
 }
 
+void FrameWriter::FlushNow() {
+  if (error_ == 0 && !draining_ && written_ < enqueued_) {
+    io::Spawn(Drain());  // runs to its first write, which it queues on the ring
+    ring_.Submit();
+  }
+}
+
 io::Task<int> FrameWriter::Flush() {
   if (error_ != 0) {
     co_return -error_;

@@ -77,6 +77,10 @@ class FrameWriter {
   io::Task<int> Flush();
   // Starts writing what is queued without waiting for it; Flush() or Idle() tell when it is done.
   void StartFlush();
+  // StartFlush, with the write handed to the kernel at once instead of at the end of the ring's
+  // batch: the peer can start on the first frames of a long burst while the rest are still being
+  // handled. A no-op while a write is in flight (what is queued then goes in the next one).
+  void FlushNow();
   // True when nothing queued is still unwritten (borrowed views are no longer referenced).
   bool Idle() const { return written_ == enqueued_ && !draining_; }
 

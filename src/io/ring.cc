@@ -135,6 +135,8 @@ void Ring::ReapCompletions() {
   }
 }
 
+void Ring::Submit() { io_uring_submit(&ring_); }
+
 void Ring::RunBatchEnd() {
   while (!batch_end_.empty()) {
     batch_end_running_.swap(batch_end_);

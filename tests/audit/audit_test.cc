@@ -5,8 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -593,6 +595,42 @@ TEST(AuditSink, FlushWithNothingAppendedReturnsAtOnce) {
   ASSERT_TRUE((*sink)->NewProducer().ok());
   EXPECT_TRUE((*sink)->Flush().ok());
   EXPECT_EQ((*sink)->stats().records, 0u);
+}
+
+// The nice value (field 19 of /proc/self/task/TID/stat) of this process's thread named `name`,
+// or nullopt when there is none.
+std::optional<int> NiceOfThreadNamed(const std::string& name) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread_name;
+    std::getline(comm, thread_name);
+    if (thread_name != name) {
+      continue;
+    }
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    // Fields after the ")" that ends the command name: state is field 3, nice field 19.
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+    return std::stoi(fields[19 - 3]);
+  }
+  return std::nullopt;
+}
+
+TEST(AuditSink, WriterRunsAsAThreadNamedMcpmwAuditAtTheConfiguredNiceValue) {
+  std::string path = TempDir() + "/audit.jsonl";
+  AuditOptions options = Options(path, HmacSigner());
+  options.writer_nice = 19;
+  absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(std::move(options));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  // The writer names and renices itself when it starts.
+  std::optional<int> nice;
+  for (int i = 0; i < 500 && nice != 19; ++i) {
+    nice = NiceOfThreadNamed("mcpmw-audit");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(nice, 19);
+  ASSERT_TRUE((*sink)->Close().ok());
+  EXPECT_EQ(NiceOfThreadNamed("mcpmw-audit"), std::nullopt);
 }
 
 TEST(AuditSink, DestructorWritesAndSignsWhatWasAppended) {
