@@ -174,6 +174,25 @@ absl::Status Governance::Close() {
   absl::Status status;
   if (audit_ != nullptr) {
     status = audit_->Close();
+    // What the audit log cost the session, for the metrics file.
+    const audit::AuditSink::Stats stats = audit_->stats();
+    struct Row {
+      std::string_view name, help;
+      uint64_t value;
+    };
+    for (const Row& row : {
+             Row{"mcpmw_audit_records_total", "Records written to the audit log.", stats.records},
+             Row{"mcpmw_audit_batches_total", "write(2) calls that wrote them.", stats.batches},
+             Row{"mcpmw_audit_fsyncs_total", "fdatasync calls on the audit log.", stats.fsyncs},
+             Row{"mcpmw_audit_lost_total", "Reports dropped after an audit write error.",
+                 stats.lost},
+             Row{"mcpmw_audit_blocked_appends_total",
+                 "Times a message waited for room in the full audit queue.",
+                 producer_->blocked_appends()},
+         }) {
+      metrics_.Describe(row.name, row.help);
+      metrics_.counter(row.name).Add(row.value);
+    }
   }
   if (!options_.metrics_path.empty()) {
     std::ofstream out(options_.metrics_path, std::ios::trunc);
