@@ -23,6 +23,7 @@
 #include "src/audit/record.h"
 #include "src/audit/signer.h"
 #include "src/audit/verify.h"
+#include "tests/common/temp_dir.h"
 
 namespace mcpmw::audit {
 namespace {
@@ -39,19 +40,9 @@ std::function<std::chrono::system_clock::time_point()> SteppingClock() {
   };
 }
 
-std::string TempDir() {
-  std::string pattern = absl::StrCat(::testing::TempDir(), "/mcpmw_audit_XXXXXX");
-  char* dir = ::mkdtemp(pattern.data());
-  EXPECT_NE(dir, nullptr);
-  return pattern;
-}
+std::string TempDir() { return testing_support::MakeTempDir("mcpmw_audit"); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
+std::string ReadFile(const std::string& path) { return testing_support::ReadFileBytes(path); }
 
 void WriteFile(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -47,49 +48,51 @@ std::string Available(int fd) {
   return out;
 }
 
-TEST(FrameWriter, StartFlushLeavesTheWriteQueuedUntilTheRingRuns) {
-  auto ring_or = io::Ring::Create(64);
-  SKIP_WITHOUT_IO_URING(ring_or);
-  io::Ring& ring = **ring_or;
-  Pipe p = MakePipe();
-  FrameWriter writer(ring, p.write.Get(), Framing::kNdjson);
-  writer.EnqueueMessage(R"({"jsonrpc":"2.0","method":"a"})");
-  writer.StartFlush();
-  EXPECT_EQ(Available(p.read.Get()), "");
-  EXPECT_FALSE(writer.Idle());
-  EXPECT_EQ(ring.RunUntilDone(writer.Flush()), 0);
-  EXPECT_EQ(Available(p.read.Get()), "{\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n");
+// A ring, a pipe whose read end the test looks into, and a writer on its write end.
+class FrameWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ring_or = io::Ring::Create(64);
+    SKIP_WITHOUT_IO_URING(ring_or);
+    ring_ = *std::move(ring_or);
+    pipe_ = MakePipe();
+    writer_ = std::make_unique<FrameWriter>(*ring_, pipe_.write.Get(), Framing::kNdjson);
+  }
+  std::string InPipe() { return Available(pipe_.read.Get()); }
+
+  std::unique_ptr<io::Ring> ring_;
+  Pipe pipe_;
+  std::unique_ptr<FrameWriter> writer_;
+};
+
+TEST_F(FrameWriterTest, StartFlushLeavesTheWriteQueuedUntilTheRingRuns) {
+  writer_->EnqueueMessage(R"({"jsonrpc":"2.0","method":"a"})");
+  writer_->StartFlush();
+  EXPECT_EQ(InPipe(), "");
+  EXPECT_FALSE(writer_->Idle());
+  EXPECT_EQ(ring_->RunUntilDone(writer_->Flush()), 0);
+  EXPECT_EQ(InPipe(), "{\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n");
 }
 
-TEST(FrameWriter, FlushNowPutsTheQueuedFramesInThePipeBeforeTheRingRunsAgain) {
-  auto ring_or = io::Ring::Create(64);
-  SKIP_WITHOUT_IO_URING(ring_or);
-  io::Ring& ring = **ring_or;
-  Pipe p = MakePipe();
-  FrameWriter writer(ring, p.write.Get(), Framing::kNdjson);
-  writer.EnqueueMessage(R"({"jsonrpc":"2.0","method":"a"})");
-  writer.EnqueueMessage(R"({"jsonrpc":"2.0","method":"b"})");
-  writer.FlushNow();
-  EXPECT_EQ(Available(p.read.Get()),
+TEST_F(FrameWriterTest, FlushNowPutsTheQueuedFramesInThePipeBeforeTheRingRunsAgain) {
+  writer_->EnqueueMessage(R"({"jsonrpc":"2.0","method":"a"})");
+  writer_->EnqueueMessage(R"({"jsonrpc":"2.0","method":"b"})");
+  writer_->FlushNow();
+  EXPECT_EQ(InPipe(),
             "{\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n{\"jsonrpc\":\"2.0\",\"method\":\"b\"}\n");
   // What is queued while that write's completion is not yet reaped goes in the next write.
-  writer.EnqueueMessage(R"({"jsonrpc":"2.0","method":"c"})");
-  writer.FlushNow();
-  EXPECT_EQ(Available(p.read.Get()), "");
-  EXPECT_EQ(ring.RunUntilDone(writer.Flush()), 0);
-  EXPECT_EQ(Available(p.read.Get()), "{\"jsonrpc\":\"2.0\",\"method\":\"c\"}\n");
-  EXPECT_TRUE(writer.Idle());
+  writer_->EnqueueMessage(R"({"jsonrpc":"2.0","method":"c"})");
+  writer_->FlushNow();
+  EXPECT_EQ(InPipe(), "");
+  EXPECT_EQ(ring_->RunUntilDone(writer_->Flush()), 0);
+  EXPECT_EQ(InPipe(), "{\"jsonrpc\":\"2.0\",\"method\":\"c\"}\n");
+  EXPECT_TRUE(writer_->Idle());
 }
 
-TEST(FrameWriter, FlushNowWithNothingQueuedWritesNothing) {
-  auto ring_or = io::Ring::Create(64);
-  SKIP_WITHOUT_IO_URING(ring_or);
-  io::Ring& ring = **ring_or;
-  Pipe p = MakePipe();
-  FrameWriter writer(ring, p.write.Get(), Framing::kNdjson);
-  writer.FlushNow();
-  EXPECT_TRUE(writer.Idle());
-  EXPECT_EQ(Available(p.read.Get()), "");
+TEST_F(FrameWriterTest, FlushNowWithNothingQueuedWritesNothing) {
+  writer_->FlushNow();
+  EXPECT_TRUE(writer_->Idle());
+  EXPECT_EQ(InPipe(), "");
 }
 
 }  // namespace

@@ -1,10 +1,7 @@
 // Governance over a real audit sink: what a session's metrics file says about its audit log.
 #include "src/proxy/governance.h"
 
-#include <stdlib.h>
-
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -13,28 +10,15 @@
 #include "simdjson.h"
 #include "src/common/clock.h"
 #include "src/jsonrpc/envelope.h"
+#include "tests/common/temp_dir.h"
 
 namespace mcpmw::proxy {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string TempDir() {
-  std::string pattern = absl::StrCat(::testing::TempDir(), "/mcpmw_governance_XXXXXX");
-  char* dir = ::mkdtemp(pattern.data());
-  EXPECT_NE(dir, nullptr);
-  return pattern;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(Governance, MetricsFileCountsTheAuditRecordsBatchesAndWaitsOfTheSession) {
-  const std::string dir = TempDir();
+  const std::string dir = testing_support::MakeTempDir("mcpmw_governance");
   std::ofstream(dir + "/key") << std::string(32, 'k');
   GovernanceOptions options;
   options.audit_path = dir + "/audit.jsonl";
@@ -61,7 +45,7 @@ TEST(Governance, MetricsFileCountsTheAuditRecordsBatchesAndWaitsOfTheSession) {
   }
   ASSERT_TRUE((*governance)->Close().ok());
 
-  const std::string metrics = ReadFile(dir + "/metrics.prom");
+  const std::string metrics = testing_support::ReadFileBytes(dir + "/metrics.prom");
   EXPECT_THAT(metrics, HasSubstr("\nmcpmw_audit_records_total 3\n"));
   EXPECT_THAT(metrics, HasSubstr("\nmcpmw_audit_blocked_appends_total 0\n"));
   EXPECT_THAT(metrics, HasSubstr("\nmcpmw_audit_lost_total 0\n"));
