@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -526,7 +527,9 @@ void AuditSink::WriterLoop() {
       WriteBatch();
     }
     if (taken > 0) {
-      if (!stopping && !backlog) {
+      if (backlog) {
+        ::sched_yield();  // more is queued: take it after whoever waits for this CPU
+      } else if (!stopping) {
         FutexWait(&wake_, epoch, options_.batch_interval);  // let the next batch gather
       }
       continue;

@@ -515,6 +515,34 @@ TEST(AuditSink, TwoProducerThreadsKeepEveryRecordInTheirOrder) {
   EXPECT_EQ(next_b, kPerProducer);
 }
 
+TEST(AuditSink, AWriterHeldToSmallBatchesStillWritesEveryRecordInOrder) {
+  std::string path = TempDir() + "/audit.jsonl";
+  AuditOptions options = Options(path, HmacSigner(), 100);
+  options.max_batch_bytes = 1024;  // a few records a batch: the writer yields between them
+  absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(std::move(options));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Producer* producer = *(*sink)->NewProducer();
+  constexpr int kRecords = 2000;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_TRUE(producer->Append(Report(i)).ok());
+  }
+  ASSERT_TRUE((*sink)->Close().ok());
+
+  // ~100 bytes a record line: at least ~200 KB in batches of about 1 KB.
+  EXPECT_GE((*sink)->stats().batches, 100u);
+  VerifyReport verified = VerifyText(ReadFile(path));
+  EXPECT_TRUE(verified.ok) << verified.reason;
+  EXPECT_EQ(verified.records, static_cast<uint64_t>(kRecords));
+  int next = 0;
+  for (const std::string& line : Lines(ReadFile(path))) {
+    if (line.find(R"("report":)") != std::string::npos) {
+      EXPECT_THAT(line, testing::HasSubstr(absl::StrCat(R"("n":)", next, "}")));
+      ++next;
+    }
+  }
+  EXPECT_EQ(next, kRecords);
+}
+
 TEST(AuditSink, FlushWritesEverythingAppendedBeforeIt) {
   std::string path = TempDir() + "/audit.jsonl";
   absl::StatusOr<std::unique_ptr<AuditSink>> sink =
