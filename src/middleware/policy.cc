@@ -218,7 +218,7 @@ Verdict PolicyStage::OnRequest(MessageContext& ctx) {
                 decisive->id);
   }
   ctx.decisions.push_back({.stage = name(),
-                           .status = std::string(policy::RuleStatusName(decisive->status)),
+                           .status = policy::RuleStatusName(decisive->status),
                            .reason_code = decisive->reason_code});
   if (decisive->status != RuleStatus::kTransform) {
     return Verdict::Continue();

@@ -124,8 +124,8 @@ class ReasonCode {
 // One row of the report: what a stage decided about this message.
 struct Decision {
   std::string_view stage;
-  std::string status;      // allow | deny | transform | observe-only
-  ReasonCode reason_code;  // e.g. policy-deny, rate-limit-exceeded
+  std::string_view status;  // a literal: allow | deny | transform | observe-only
+  ReasonCode reason_code;   // e.g. policy-deny, rate-limit-exceeded
   // Its id is always "<invocation_id>:<stage>" (MessageContext::DecisionId), so it is not stored.
   bool enforced = true;  // false when the stage ran in observe mode
 };

@@ -48,8 +48,8 @@ class TraceStage final : public Stage {
   MethodSeries last_series_;
   // Stages record a handful of (stage, status) pairs: a short list beats hashing a built key.
   struct DecisionSeries {
-    std::string_view stage;  // a stage's name(): static for the stage's life
-    std::string status;
+    std::string_view stage;   // a stage's name(): static for the stage's life
+    std::string_view status;  // a literal, as in Decision
     bool enforced = true;
     telemetry::Counter* counter = nullptr;
   };
