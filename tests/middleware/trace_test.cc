@@ -7,10 +7,12 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "src/common/clock.h"
+#include "src/common/strings.h"
 #include "src/jsonrpc/envelope.h"
 #include "src/middleware/chain_factory.h"
 #include "src/policy/bundle.h"
@@ -65,19 +67,21 @@ TEST(TraceStage, ObservesTheLatencyOfEachAnsweredExchange) {
               HasSubstr("mcpmw_request_latency_us_bucket{method=\"tools/call\",le=\"50000\"} 2\n"));
 }
 
+// The Prometheus line counting enforced decisions of `stage` with `status`.
+std::string DecisionsLine(std::string_view stage, std::string_view status, int count) {
+  return absl::StrCat("mcpmw_decisions_total{enforced=\"true\",stage=\"", Sv(stage), "\",status=\"",
+                      Sv(status), "\"} ", count, "\n");
+}
+
 TEST(TraceStage, CountsDecisionsByStageStatusAndEnforcement) {
   Session s(kDenyRm);
   s.Call(Call("rm"), kResult);
   s.Call(Call("ls"), kResult);
   std::string text = s.metrics.RenderPrometheus();
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
-                              "status=\"deny\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
-                              "status=\"allow\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
-                              "status=\"deny\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
-                              "status=\"allow\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("policy", "deny", 1)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("policy", "allow", 1)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("dispatch", "deny", 1)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("dispatch", "allow", 1)));
 }
 
 TEST(TraceStage, CountsDecisionsRightWhenExchangesAlternateKindAndMethod) {
@@ -91,14 +95,10 @@ TEST(TraceStage, CountsDecisionsRightWhenExchangesAlternateKindAndMethod) {
   s.Call(Call("ls"), kResult);
   s.Call(Call("ls"), kResult);
   std::string text = s.metrics.RenderPrometheus();
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
-                              "status=\"deny\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"policy\","
-                              "status=\"allow\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
-                              "status=\"deny\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("mcpmw_decisions_total{enforced=\"true\",stage=\"dispatch\","
-                              "status=\"allow\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("policy", "deny", 2)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("policy", "allow", 4)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("dispatch", "deny", 2)));
+  EXPECT_THAT(text, HasSubstr(DecisionsLine("dispatch", "allow", 4)));
   EXPECT_THAT(text,
               HasSubstr("mcpmw_requests_total{method=\"tools/call\",outcome=\"served\"} 3\n"));
   EXPECT_THAT(text,
