@@ -111,15 +111,16 @@ void FrameWriter::EnqueueMessage(std::string json) {
   }
 }
 
-void FrameWriter::StartFlush() {
-  if (error_ == 0 && !draining_ && written_ < enqueued_) {
-    io::Spawn(Drain());
+bool FrameWriter::StartFlush() {
+  if (error_ != 0 || draining_ || written_ >= enqueued_) {
+    return false;
   }
+  io::Spawn(Drain());  // runs to its first write, which it queues on the ring
+  return true;
 }
 
 void FrameWriter::FlushNow() {
-  if (error_ == 0 && !draining_ && written_ < enqueued_) {
-    io::Spawn(Drain());  // runs to its first write, which it queues on the ring
+  if (StartFlush()) {
     ring_.Submit();
   }
 }

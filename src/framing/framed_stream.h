@@ -76,7 +76,8 @@ class FrameWriter {
   // away); queued bytes are then dropped.
   io::Task<int> Flush();
   // Starts writing what is queued without waiting for it; Flush() or Idle() tell when it is done.
-  void StartFlush();
+  // True when it started a write (false: nothing queued, a write in flight, or the fd broken).
+  bool StartFlush();
   // StartFlush, with the write handed to the kernel at once instead of at the end of the ring's
   // batch: the peer can start on the first frames of a long burst while the rest are still being
   // handled. A no-op while a write is in flight (what is queued then goes in the next one).

@@ -92,11 +92,11 @@ class Ring {
   // of a batch with one writev instead of one for the first and one more, a round later, for the
   // rest. `fn` may defer again; that runs in the same pass.
   void AtBatchEnd(std::function<void()> fn) { batch_end_.push_back(std::move(fn)); }
-  // Makes Run() return after the current batch of completions.
   // Hands the queued SQEs to the kernel now rather than when the batch ends. An operation the
   // kernel can do at once (a write to a pipe with room) is then done before this returns; its
   // completion is still reaped, and its coroutine resumed, by the loop.
   void Submit();
+  // Makes Run() return after the current batch of completions.
   void Stop() { stopped_ = true; }
   bool Stopped() const { return stopped_; }
 
