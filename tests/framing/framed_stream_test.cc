@@ -2,10 +2,8 @@
 // is skipped with Ring::Create's explanation.
 #include "src/framing/framed_stream.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <memory>
 #include <string>
 
@@ -13,29 +11,14 @@
 #include "src/common/fd.h"
 #include "src/io/ring.h"
 #include "src/io/task.h"
+#include "tests/io/ring_support.h"
 
 namespace mcpmw::framing {
 namespace {
 
-#define SKIP_WITHOUT_IO_URING(ring_or)                                    \
-  if (!(ring_or).ok()) {                                                  \
-    GTEST_SKIP() << "no io_uring here: " << (ring_or).status().message(); \
-  }
-
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-// The read end is non-blocking: a test can look at what the pipe holds without waiting.
-Pipe MakePipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0 || ::fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0) {
-    ADD_FAILURE() << "pipe2: errno " << errno;
-    return {};
-  }
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
+using testing_support::MakePipe;
+using testing_support::Pipe;
+using testing_support::ReadEnd;
 
 // What the pipe holds now ("" when nothing was written yet).
 std::string Available(int fd) {
@@ -55,7 +38,7 @@ class FrameWriterTest : public ::testing::Test {
     auto ring_or = io::Ring::Create(64);
     SKIP_WITHOUT_IO_URING(ring_or);
     ring_ = *std::move(ring_or);
-    pipe_ = MakePipe();
+    pipe_ = MakePipe(ReadEnd::kNonBlocking);
     writer_ = std::make_unique<FrameWriter>(*ring_, pipe_.write.Get(), Framing::kNdjson);
   }
   std::string InPipe() { return Available(pipe_.read.Get()); }

@@ -24,32 +24,17 @@
 #include "gtest/gtest.h"
 #include "src/common/fd.h"
 #include "src/io/task.h"
+#include "tests/io/ring_support.h"
 
 namespace mcpmw::io {
 namespace {
 
 using namespace std::chrono_literals;
 
-#define SKIP_WITHOUT_IO_URING(ring_or)                                    \
-  if (!(ring_or).ok()) {                                                  \
-    GTEST_SKIP() << "no io_uring here: " << (ring_or).status().message(); \
-  }
+using testing_support::MakePipe;
+using testing_support::Pipe;
 
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
-
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-Pipe MakePipe() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << ErrnoText(errno);
-    return {};
-  }
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
 
 void WriteFully(int fd, std::string_view bytes) {
   ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "tests/common/temp_dir.h"
 
 namespace mcpmw::pool {
 namespace {
@@ -58,12 +59,7 @@ class ScopedEnv {
 };
 
 // A fresh directory under the test temp dir.
-std::string MakeTempDir() {
-  std::string pattern = testing::TempDir() + "/governor_test.XXXXXX";
-  const char* dir = ::mkdtemp(pattern.data());
-  EXPECT_NE(dir, nullptr);
-  return pattern;
-}
+std::string MakeTempDir() { return mcpmw::testing_support::MakeTempDir("governor_test"); }
 
 void WriteExecutable(const std::string& path) {
   std::ofstream(path) << "#!/bin/sh\nexit 0\n";

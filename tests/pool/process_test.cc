@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/temp_dir.h"
 #include "tests/pool/child_helpers.h"
 
 namespace mcpmw::pool {
@@ -111,8 +112,7 @@ TEST_F(ProcessTest, SpawnReportsMissingPathAsNotFound) {
 }
 
 TEST_F(ProcessTest, SpawnReportsNonExecutableFileAsPermissionDenied) {
-  std::string dir = testing::TempDir() + "/process_test.XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string dir = mcpmw::testing_support::MakeTempDir("process_test");
   const std::string script = dir + "/server.sh";
   std::ofstream(script) << "#!/bin/sh\n";
   ASSERT_EQ(::chmod(script.c_str(), 0644), 0);
@@ -162,9 +162,7 @@ std::string ProcCwd(pid_t pid) {
 }
 
 std::string MakeTempDir() {
-  std::string dir = testing::TempDir() + "/process_test.XXXXXX";
-  EXPECT_NE(::mkdtemp(dir.data()), nullptr);
-  return std::filesystem::canonical(dir).string();
+  return std::filesystem::canonical(mcpmw::testing_support::MakeTempDir("process_test")).string();
 }
 
 TEST_F(ProcessTest, SpawnGivesTheChildExactlyTheEnvironmentItIsGiven) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "src/common/strings.h"
+#include "tests/common/temp_dir.h"
 
 namespace mcpmw::http::identity::identity_testing {
 namespace {
@@ -126,11 +127,7 @@ std::string MintEs256(EVP_PKEY* key, std::string_view header, std::string_view p
   return Mint(header, payload, [&](std::string_view in) { return SignEs256(key, in); });
 }
 
-std::string TempDir() {
-  std::string pattern = absl::StrCat(::testing::TempDir(), "/mcpmw_identity_XXXXXX");
-  EXPECT_NE(::mkdtemp(pattern.data()), nullptr);
-  return pattern;
-}
+std::string TempDir() { return mcpmw::testing_support::MakeTempDir("mcpmw_identity"); }
 
 void WriteFile(const std::string& path, std::string_view contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
