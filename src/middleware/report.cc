@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "src/common/strings.h"
@@ -13,29 +12,32 @@
 namespace mcpmw::middleware {
 namespace {
 
-// One member "key":"value", (JSON-escaped value, trailing comma). `quoted_key` is the key with
-// its quotes and colon, as a literal, so writing it is one append.
-void Str(std::string_view quoted_key, std::string_view value, std::string* out) {
-  out->append(quoted_key);
-  // Nearly every value (ids, names, stages, codes, pointers) is printable ASCII without '"' or
-  // '\\', which JSON takes as it is: one append, and the general escaper for the rest.
-  bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+// True when JSON takes `value` as it is: printable ASCII without '"' or '\\'. Nearly every
+// value (ids, names, stages, codes, pointers) is.
+bool Plain(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) {
     auto u = static_cast<unsigned char>(c);
     return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
   });
-  if (plain) {
-    const size_t at = out->size();
-    out->resize(at + value.size() + 3);
-    char* p = out->data() + at;
-    *p++ = '"';
-    std::memcpy(p, value.data(), value.size());
-    p += value.size();
-    *p++ = '"';
-    *p = ',';
-    return;
+}
+
+// `value` as a JSON string followed by `after` (a comma or a closing bracket).
+void Quoted(std::string_view value, std::string_view after, std::string* out) {
+  if (Plain(value)) {
+    out->push_back('"');
+    out->append(value);
+    out->push_back('"');
+  } else {
+    jsonrpc::AppendJsonString(value, out);
   }
-  jsonrpc::AppendJsonString(value, out);
-  out->push_back(',');
+  out->append(after);
+}
+
+// One member "key":"value", (trailing comma). `quoted_key` is the key with its quotes and colon,
+// as a literal, so writing it is one append.
+void Str(std::string_view quoted_key, std::string_view value, std::string* out) {
+  out->append(quoted_key);
+  Quoted(value, ",", out);
 }
 
 }  // namespace
@@ -112,7 +114,7 @@ std::string AuditReport::Json() const {
 void AuditReport::AppendTo(std::string* out_ptr) const {
   std::string& out = *out_ptr;
   out.reserve(out.size() + 1024);  // a full bundle's report is ~800 B
-  out += "{\"v\":1,";
+  out += "{\"v\":2,";
   Str(R"("invocationId":)", invocation_id_, &out);
   Str(R"("bundleVersion":)", bundle_version_ != nullptr ? std::string_view(*bundle_version_) : "",
       &out);
@@ -144,17 +146,14 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.back() = '}';
     out += ',';
   }
+  // Rows are [stage, status, reasonCode] (plus "observe" for a stage in observe mode): a
+  // governed call records about six, so field names would be a third of the record.
   out += "\"decisions\":[";
   for (const Decision& d : decisions_) {
-    out += '{';
-    Str(R"("stage":)", d.stage, &out);
-    Str(R"("status":)", d.status, &out);
-    Str(R"("reasonCode":)", d.reason_code, &out);
-    if (!d.enforced) {
-      out += "\"enforced\":false,";
-    }
-    out.back() = '}';
-    out += ',';
+    out += '[';
+    Quoted(d.stage, ",", &out);
+    Quoted(d.status, ",", &out);
+    Quoted(d.reason_code, d.enforced ? "]," : ",\"observe\"],", &out);
   }
   if (out.back() == ',') {
     out.pop_back();
@@ -181,8 +180,10 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.pop_back();
   }
   out += "],";
+  // Twelve significant digits: a sum of prices is written 0.0008, not 0.0007999999999999999.
   char usd[32];
-  auto [usd_end, ec] = std::to_chars(usd, usd + sizeof(usd), cost_.usd);  // shortest form
+  auto [usd_end, ec] =
+      std::to_chars(usd, usd + sizeof(usd), cost_.usd, std::chars_format::general, 12);
   absl::StrAppend(
       &out, R"("cost":{"usd":)", absl::string_view(usd, ec == std::errc() ? usd_end - usd : 0),
       ",\"inputTokens\":", cost_.input_tokens, ",\"outputTokens\":", cost_.output_tokens, "},");

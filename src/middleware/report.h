@@ -5,16 +5,19 @@
 // producer (src/audit/audit_sink.h), which chains and signs it off the message path. The report
 // (README "Audit record"):
 //
-//   {"v":1,"invocationId":…,"bundleVersion":…,"method":…,
+//   {"v":2,"invocationId":…,"bundleVersion":…,"method":…,
 //    "tool":…,"server":…,"principal":{"tenant":…,"user":…,"agent":…},
 //    "outcome":"served"|"blocked"|"errored","error":{"code":N,"stage":…,"reasonCode":…}?,
-//    "decisions":[{"stage":…,"status":…,"reasonCode":…,"enforced":false?}…],
+//    "decisions":[[stage,status,reasonCode,"observe"?]…],
 //    "rateLimit":{"ruleId":…,"key":…,"retryAfterMs":N}?,
 //    "redactions":[{"direction":"request"|"response","ruleId":…,"pointer":…,"action":…}…],
 //    "cost":{"usd":x,"inputTokens":N,"outputTokens":N},"latencyUs":N,"dispatched":bool}
 //
-// A row's decision id is "<invocationId>:<stage>" (the `decisionId` a refused client saw), so it
-// is not repeated; `enforced` appears only as false, for a stage that ran in observe mode.
+// A decision row is an array, not an object: a governed call records about six, and their field
+// names would be a fifth of the record's bytes, which the audit writer hashes and writes. Its
+// decision id is "<invocationId>:<stage>" (the `decisionId` a refused client saw), so it is not
+// repeated; a fourth element "observe" marks a stage that ran in observe mode. (v1 wrote rows as
+// {"stage","status","reasonCode","enforced":false?} objects.)
 // It never holds an argument or result value: what was redacted is named by rule and pointer.
 //
 // The stage does not render on the message path: OnComplete moves what the report says out of

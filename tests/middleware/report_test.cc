@@ -90,7 +90,7 @@ TEST(ReportStage, ReportsAServedCallWithEveryField) {
   ASSERT_EQ(s.reports.size(), 1u);
   const std::string& json = s.reports[0];
   Report r(json);
-  EXPECT_EQ(r.Int("/v"), 1);
+  EXPECT_EQ(r.Int("/v"), 2);
   EXPECT_EQ(r.Str("/invocationId"), "s-1");
   EXPECT_EQ(r.Str("/bundleVersion"), "2026-11-24.7");
   EXPECT_EQ(r.Str("/method"), "tools/call");
@@ -105,18 +105,16 @@ TEST(ReportStage, ReportsAServedCallWithEveryField) {
   EXPECT_EQ(r.Int("/latencyUs"), 12000);
   EXPECT_TRUE(r.Bool("/dispatched"));
 
-  // Rows are stage, status and reason: the decision id is "<invocationId>:<stage>" and is not
-  // repeated, and `enforced` is written only when false.
+  // Rows are [stage, status, reasonCode]: the decision id is "<invocationId>:<stage>" and is not
+  // repeated, and a fourth element is written only for a stage in observe mode.
   size_t rows = r.Count("/decisions");
   ASSERT_GE(rows, 4u);
   for (size_t i = 0; i < rows; ++i) {
-    std::string row = "/decisions/" + std::to_string(i);
-    EXPECT_FALSE(r.Has(row + "/decisionId"));
-    EXPECT_FALSE(r.Has(row + "/enforced"));
+    EXPECT_EQ(r.Count("/decisions/" + std::to_string(i)), 3u) << "row " << i;
   }
-  EXPECT_EQ(r.Str("/decisions/0/stage"), "policy");
-  EXPECT_EQ(r.Str("/decisions/0/status"), "allow");
-  EXPECT_EQ(r.Str("/decisions/0/reasonCode"), "policy:no-rule");
+  EXPECT_EQ(r.Str("/decisions/0/0"), "policy");
+  EXPECT_EQ(r.Str("/decisions/0/1"), "allow");
+  EXPECT_EQ(r.Str("/decisions/0/2"), "policy:no-rule");
 
   ASSERT_EQ(r.Count("/redactions"), 3u);
   EXPECT_EQ(r.Str("/redactions/0/direction"), "request");
@@ -150,9 +148,9 @@ TEST(ReportStage, ReportsABlockedCallWithItsError) {
   EXPECT_EQ(r.Int("/latencyUs"), 0);
   ASSERT_EQ(r.Count("/decisions"), 2u);
   EXPECT_EQ(r.Str("/invocationId"), "s-1");  // the client saw decisionId "s-1:policy"
-  EXPECT_EQ(r.Str("/decisions/0/status"), "deny");
-  EXPECT_EQ(r.Str("/decisions/1/stage"), "dispatch");
-  EXPECT_EQ(r.Str("/decisions/1/reasonCode"), "dispatch:blocked-by-policy");
+  EXPECT_EQ(r.Str("/decisions/0/1"), "deny");
+  EXPECT_EQ(r.Str("/decisions/1/0"), "dispatch");
+  EXPECT_EQ(r.Str("/decisions/1/2"), "dispatch:blocked-by-policy");
   EXPECT_EQ(r.Count("/redactions"), 0u);
 }
 
@@ -195,7 +193,7 @@ TEST(ReportStage, ReportsTheRateLimitThatRefusedACall) {
   EXPECT_EQ(r.Str("/invocationId"), "s-2");
 }
 
-TEST(ReportStage, MarksObservedDecisionsNotEnforced) {
+TEST(ReportStage, MarksTheDecisionOfAStageInObserveModeWithObserve) {
   Session s(R"({"bundleVersion":"v","stages":{"policy":{"mode":"observe"}},"policyRules":[
       {"ruleId":"d","status":"deny","conditionDsl":"args.x == 1"}]})",
             "", Reports::kCollect);
@@ -203,9 +201,10 @@ TEST(ReportStage, MarksObservedDecisionsNotEnforced) {
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);
   EXPECT_EQ(r.Str("/outcome"), "served");
-  EXPECT_EQ(r.Str("/decisions/0/stage"), "policy");
-  EXPECT_EQ(r.Str("/decisions/0/status"), "deny");
-  EXPECT_FALSE(r.Bool("/decisions/0/enforced"));
+  EXPECT_EQ(r.Str("/decisions/0/0"), "policy");
+  EXPECT_EQ(r.Str("/decisions/0/1"), "deny");
+  EXPECT_EQ(r.Str("/decisions/0/3"), "observe");
+  EXPECT_EQ(r.Count("/decisions/1"), 3u);  // dispatch ran enforced
 }
 
 TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
@@ -222,6 +221,23 @@ TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
   EXPECT_EQ(r.Str("/principal/user"), "a\"b\n");
   EXPECT_FALSE(r.Has("/tool"));
   EXPECT_EQ(r.Count("/decisions"), 0u);
+}
+
+TEST(ReportStage, WritesTheCostToTwelveSignificantDigits) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v"})");
+  ASSERT_TRUE(bundle.ok());
+  ReportStage stage(**bundle, nullptr);
+  MessageContext ctx;
+  ctx.invocation_id = "s-1";
+  ctx.method = "tools/call";
+  ctx.cost.usd = 0.0001 + 74 * 0.000002 + 69 * 0.000008;  // 0.0007999999999999999 in binary
+  ctx.cost.input_tokens = 74;
+  ctx.cost.output_tokens = 69;
+  EXPECT_THAT(stage.Render(ctx),
+              HasSubstr(R"("cost":{"usd":0.0008,"inputTokens":74,"outputTokens":69},)"));
+  ctx.cost.usd = 1.0 / 3;
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("usd":0.333333333333,)"));
 }
 
 }  // namespace
