@@ -62,30 +62,9 @@ constexpr std::array<bool, 256> Triggers(std::string_view bytes) {
   return t;
 }
 
-// The bytes a cloud key can start at, given which of the classes its kinds need the text holds:
-// an AWS secret needs its label's ':' or '=' (kSep), GitHub and Stripe keys a '_', Slack tokens
-// a '-', AWS key ids and GCP keys an 'A'. A start whose kind cannot occur is not looked at.
+// Which cloud-key kinds the text's classes allow: an AWS secret needs its label's ':' or '='
+// (kSep), GitHub and Stripe keys a '_', Slack tokens a '-', AWS key ids and GCP keys an 'A'.
 enum : uint8_t { kCloudSep = 1, kCloudUnderscore = 2, kCloudDash = 4, kCloudA = 8 };
-constexpr std::array<bool, 256> CloudTriggers(uint8_t need) {
-  std::string_view bytes[] = {
-      (need & kCloudSep) != 0 ? "sS" : "", (need & kCloudUnderscore) != 0 ? "gsr" : "",
-      (need & kCloudDash) != 0 ? "x" : "", (need & kCloudA) != 0 ? "A" : ""};
-  std::array<bool, 256> t{};
-  for (std::string_view b : bytes) {
-    for (char c : b) {
-      t[static_cast<unsigned char>(c)] = true;
-    }
-  }
-  return t;
-}
-constexpr std::array<std::array<bool, 256>, 16> MakeCloudTriggers() {
-  std::array<std::array<bool, 256>, 16> t{};
-  for (uint8_t need = 0; need < 16; ++need) {
-    t[need] = CloudTriggers(need);
-  }
-  return t;
-}
-constexpr std::array<std::array<bool, 256>, 16> kCloudTriggers = MakeCloudTriggers();
 
 // A bearer token starts at B/b (and needs a blank after the word); a JWT is found at the 'J' of
 // its "eyJ" (and needs two dots). 'e', the commonest letter, is no trigger.
@@ -572,32 +551,84 @@ bool CloudKeyAt(std::string_view t, size_t i, Candidate* c) {
   }
 }
 
+// The next position from `i` on where a cloud key can start: a trigger letter at a word start
+// (the text's first byte, or one after a byte that is not a letter or digit) — 'A' (AKIA, ASIA,
+// AIza), 'g', 's', 'r' (GitHub and Stripe keys) or 'x' (Slack), as `need` allows — or, when the
+// text holds ':' or '=', an "sec" in any case, where a label naming an AWS secret may say
+// "secret". Sixteen positions at a time, each lane reading its byte, the one before and the two
+// after; in text made of long words, as most is, hardly a position qualifies.
+size_t NextCloudStart(std::string_view t, size_t i, uint8_t need) {
+  const bool sep = (need & kCloudSep) != 0;
+  const bool underscore = (need & kCloudUnderscore) != 0;
+  const bool dash = (need & kCloudDash) != 0;
+  const bool capital_a = (need & kCloudA) != 0;
+  auto at = [&](size_t k) {
+    const char ch = t[k];
+    if (sep && (ch | 0x20) == 's' && k + 2 < t.size() && (t[k + 1] | 0x20) == 'e' &&
+        (t[k + 2] | 0x20) == 'c') {
+      return true;
+    }
+    if (k > 0 && IsAlnum(t[k - 1])) {
+      return false;
+    }
+    return (underscore && (ch == 'g' || ch == 's' || ch == 'r')) || (dash && ch == 'x') ||
+           (capital_a && ch == 'A');
+  };
+  if (i == 0) {
+    if (!t.empty() && at(0)) {
+      return 0;
+    }
+    i = 1;
+  }
+  if constexpr (std::endian::native == std::endian::little) {  // lane k is byte k of the words
+    constexpr size_t kReach = sizeof(V16) + 2;                 // bytes a step reads from i on
+    for (; i + kReach <= t.size(); i += sizeof(V16)) {
+      V16 before;
+      V16 v;
+      V16 next1;
+      V16 next2;
+      std::memcpy(&before, t.data() + i - 1, sizeof(V16));
+      std::memcpy(&v, t.data() + i, sizeof(V16));
+      std::memcpy(&next1, t.data() + i + 1, sizeof(V16));
+      std::memcpy(&next2, t.data() + i + 2, sizeof(V16));
+      V16 starts{};
+      if (underscore) {
+        starts |= (V16)((v == 'g') | (v == 's') | (v == 'r'));
+      }
+      if (dash) {
+        starts |= (V16)(v == 'x');
+      }
+      if (capital_a) {
+        starts |= (V16)(v == 'A');
+      }
+      V16 hit = (V16)(starts & ~AlnumLanes(before));
+      if (sep) {
+        hit |= (V16)(((v | 0x20) == 's') & ((next1 | 0x20) == 'e') & ((next2 | 0x20) == 'c'));
+      }
+      uint64_t half[2];
+      std::memcpy(half, &hit, sizeof(half));
+      if (half[0] != 0) {
+        return i + static_cast<size_t>(std::countr_zero(half[0])) / 8;
+      }
+      if (half[1] != 0) {
+        return i + 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
+      }
+    }
+  }
+  while (i < t.size() && !at(i)) {
+    ++i;
+  }
+  return i;
+}
+
 void FindCloudKeys(std::string_view t, Classes classes, Sink* out) {
   const uint8_t need = ((classes & kSep) != 0 ? kCloudSep : 0) |
                        ((classes & kUnderscore) != 0 ? kCloudUnderscore : 0) |
                        ((classes & kDash) != 0 ? kCloudDash : 0) |
                        ((classes & kCapitalA) != 0 ? kCloudA : 0);
-  const std::array<bool, 256>& triggers = kCloudTriggers[need];
-  auto trigger_lanes = [need](V16 v) {
-    V16 hit{};
-    if ((need & kCloudSep) != 0) {
-      hit |= (V16)((v == 's') | (v == 'S'));
-    }
-    if ((need & kCloudUnderscore) != 0) {
-      hit |= (V16)((v == 'g') | (v == 's') | (v == 'r'));
-    }
-    if ((need & kCloudDash) != 0) {
-      hit |= (V16)(v == 'x');
-    }
-    if ((need & kCloudA) != 0) {
-      hit |= (V16)(v == 'A');
-    }
-    return hit;
-  };
-  auto is_trigger = [&triggers](char c) { return triggers[U(c)]; };
   size_t i = 0;
   while (i < t.size()) {
-    i = FindNext(t, i, trigger_lanes, is_trigger);
+    i = NextCloudStart(t, i, need);
     if (i == t.size()) {
       return;
     }
