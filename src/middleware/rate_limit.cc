@@ -322,7 +322,9 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
     return Verdict::Continue();
   }
   ctx.rate = {};
-  int64_t now_ns = 0;  // read once, when the first rule applies (no rule, no clock read)
+  // The message's arrival (when the chain started on it), else the clock, read once when the
+  // first rule applies (no rule, no clock read).
+  int64_t now_ns = 0;
   checks_.clear();
   for (size_t r = 0; r < bundle_.rate_rules.size(); ++r) {
     const RateRule& rule = bundle_.rate_rules[r];
@@ -330,8 +332,8 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
       continue;
     }
     if (checks_.empty()) {
-      now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.Now().time_since_epoch())
-                   .count();
+      const TimePoint now = ctx.started != TimePoint{} ? ctx.started : clock_.Now();
+      now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     }
     size_t n = checks_.size();
     if (keys_.size() <= n) {

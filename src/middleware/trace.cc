@@ -82,8 +82,14 @@ void TraceStage::OnComplete(MessageContext& ctx) {
   }
   for (size_t k = 0; k < ctx.decisions.size(); ++k) {
     const Decision& d = ctx.decisions[k];
-    auto same = [&d](const DecisionSeries& ds) {
-      return ds.stage == d.stage && ds.enforced == d.enforced && ds.status == d.status;
+    // Stage names and statuses are static strings: the same row has the same pointers, so the
+    // bytes are compared only when those differ.
+    auto same_text = [](std::string_view a, std::string_view b) {
+      return a.size() == b.size() && (a.data() == b.data() || a == b);
+    };
+    auto same = [&](const DecisionSeries& ds) {
+      return ds.enforced == d.enforced && same_text(ds.stage, d.stage) &&
+             same_text(ds.status, d.status);
     };
     DecisionSeries* found = hints_[k] != nullptr && same(*hints_[k]) ? hints_[k] : nullptr;
     for (size_t j = 0; found == nullptr && j < decisions_.size(); ++j) {
