@@ -588,7 +588,9 @@ size_t AuditSink::Drain() {
       if (timestamp.empty()) {
         timestamp = FormatTimestamp(options_.wall_clock());
       }
-      if (slot.deferred != nullptr) {
+      if (slot.deferred != nullptr && options_.trusted_reports) {
+        AppendRendered(*slot.deferred, timestamp);
+      } else if (slot.deferred != nullptr) {
         rendered_.clear();
         slot.deferred->AppendTo(&rendered_);
         AppendRecord(rendered_, timestamp);
@@ -624,6 +626,18 @@ void AuditSink::AppendRecord(std::string& report, std::string_view timestamp) {
   }
   size_t line_start = batch_.size();
   AppendRecordLine(chain_.next_seq, timestamp, chain_.prev_hash, body, &batch_);
+  EndRecord(line_start);
+}
+
+void AuditSink::AppendRendered(const DeferredJson& report, std::string_view timestamp) {
+  size_t line_start = batch_.size();
+  AppendRecordLinePrefix(chain_.next_seq, timestamp, chain_.prev_hash, &batch_);
+  report.AppendTo(&batch_);
+  batch_.push_back('}');
+  EndRecord(line_start);
+}
+
+void AuditSink::EndRecord(size_t line_start) {
   chain_.prev_hash = Sha256Hex(std::string_view(batch_).substr(line_start));
   batch_.push_back('\n');
   ++chain_.next_seq;

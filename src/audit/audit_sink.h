@@ -201,6 +201,10 @@ class AuditSink {
   // True when some known producer has reports the writer has not taken.
   bool HasPending() const;
   void AppendRecord(std::string& report, std::string_view timestamp);
+  // A trusted deferred report, rendered straight into the batch.
+  void AppendRendered(const DeferredJson& report, std::string_view timestamp);
+  // Chains the record line batch_[line_start, end) and ends it; signs a full segment.
+  void EndRecord(size_t line_start);
   void SignSegment();
   void WriteBatch();
   void SetError(absl::Status status);
@@ -227,7 +231,7 @@ class AuditSink {
   // Writer thread state.
   std::unique_ptr<simdjson::dom::parser> parser_;  // checks each report is JSON
   std::string batch_;
-  std::string rendered_;  // a deferred report's text, reused
+  std::string rendered_;  // an untrusted deferred report's text, reused
   uint64_t batch_records_ = 0;
   uint64_t batch_signatures_ = 0;
   bool unsynced_ = false;                  // written since the last fdatasync

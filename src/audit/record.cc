@@ -182,10 +182,16 @@ void AppendHeaderLine(const HeaderLine& header, std::string* out) {
                   R"(","key_id":")", header.key_id, R"(","started":")", header.started, "\"}");
 }
 
+void AppendRecordLinePrefix(uint64_t seq, std::string_view ts, std::string_view prev,
+                            std::string* out) {
+  absl::StrAppend(out, R"({"seq":)", seq, R"(,"ts":")", Sv(ts), R"(","prev":")", Sv(prev),
+                  R"(","report":)");
+}
+
 void AppendRecordLine(uint64_t seq, std::string_view ts, std::string_view prev,
                       std::string_view report, std::string* out) {
-  absl::StrAppend(out, R"({"seq":)", seq, R"(,"ts":")", Sv(ts), R"(","prev":")", Sv(prev),
-                  R"(","report":)", Sv(report), "}");
+  AppendRecordLinePrefix(seq, ts, prev, out);
+  absl::StrAppend(out, Sv(report), "}");
 }
 
 void AppendSignatureLine(const SignatureLine& sig, std::string* out) {

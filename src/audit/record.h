@@ -72,6 +72,9 @@ struct SignatureLine {
 void AppendHeaderLine(const HeaderLine& header, std::string* out);
 void AppendRecordLine(uint64_t seq, std::string_view ts, std::string_view prev,
                       std::string_view report, std::string* out);
+// A record line up to its report: append the report and then '}' to finish it.
+void AppendRecordLinePrefix(uint64_t seq, std::string_view ts, std::string_view prev,
+                            std::string* out);
 void AppendSignatureLine(const SignatureLine& sig, std::string* out);
 
 // The exact bytes a segment signature signs.

@@ -223,6 +223,36 @@ TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
   EXPECT_EQ(r.Count("/decisions"), 0u);
 }
 
+TEST(ReportStage, RendersRepeatedDecisionRowsAndChangedOnesAlike) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v"})");
+  ASSERT_TRUE(bundle.ok());
+  ReportStage stage(**bundle, nullptr);
+  MessageContext ctx;
+  ctx.invocation_id = "s-1";
+  ctx.method = "tools/call";
+  ctx.decisions = {{.stage = "policy", .status = "allow", .reason_code = "policy-allow"},
+                   {.stage = "dispatch", .status = "allow", .reason_code = "dispatch:dispatched"}};
+  const std::string rows =
+      R"("decisions":[["policy","allow","policy-allow"],["dispatch","allow","dispatch:dispatched"]],)";
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(rows));
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(rows));  // the same rows again
+  // A different literal, an observed row, a reason built at run time and a shorter list: each
+  // is written as it is, never as the rows before.
+  ctx.decisions[1].reason_code = "dispatch:not-dispatched";
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched"]],)"));
+  ctx.decisions[1].enforced = false;
+  EXPECT_THAT(stage.Render(ctx),
+              HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched","observe"]],)"));
+  ctx.decisions[0].reason_code = std::string("policy-allow");
+  ctx.decisions[0].status = "deny";
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[["policy","deny","policy-allow"],)"));
+  ctx.decisions.pop_back();
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[["policy","deny","policy-allow"]],)"));
+  ctx.decisions.clear();
+  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[],)"));
+}
+
 TEST(ReportStage, WritesTheCostToTwelveSignificantDigits) {
   absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
       policy::ParseBundle(R"({"bundleVersion":"v"})");
