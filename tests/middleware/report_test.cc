@@ -223,51 +223,50 @@ TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
   EXPECT_EQ(r.Count("/decisions"), 0u);
 }
 
-TEST(ReportStage, RendersRepeatedDecisionRowsAndChangedOnesAlike) {
-  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
-      policy::ParseBundle(R"({"bundleVersion":"v"})");
-  ASSERT_TRUE(bundle.ok());
-  ReportStage stage(**bundle, nullptr);
-  MessageContext ctx;
-  ctx.invocation_id = "s-1";
-  ctx.method = "tools/call";
-  ctx.decisions = {{.stage = "policy", .status = "allow", .reason_code = "policy-allow"},
-                   {.stage = "dispatch", .status = "allow", .reason_code = "dispatch:dispatched"}};
+// A report stage on a bundle that decides nothing, and a tools/call exchange to fill in.
+class ReportRendering : public ::testing::Test {
+ protected:
+  ReportRendering()
+      : bundle_(*policy::ParseBundle(R"({"bundleVersion":"v"})")), stage_(*bundle_, nullptr) {
+    ctx_.invocation_id = "s-1";
+    ctx_.method = "tools/call";
+  }
+  std::string Render() const { return stage_.Render(ctx_); }
+
+  std::shared_ptr<const policy::Bundle> bundle_;
+  ReportStage stage_;
+  MessageContext ctx_;
+};
+
+TEST_F(ReportRendering, RendersRepeatedDecisionRowsAndChangedOnesAlike) {
+  ctx_.decisions = {{.stage = "policy", .status = "allow", .reason_code = "policy-allow"},
+                    {.stage = "dispatch", .status = "allow", .reason_code = "dispatch:dispatched"}};
   const std::string rows =
       R"("decisions":[["policy","allow","policy-allow"],["dispatch","allow","dispatch:dispatched"]],)";
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(rows));
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(rows));  // the same rows again
+  EXPECT_THAT(Render(), HasSubstr(rows));
+  EXPECT_THAT(Render(), HasSubstr(rows));  // the same rows again
   // A different literal, an observed row, a reason built at run time and a shorter list: each
   // is written as it is, never as the rows before.
-  ctx.decisions[1].reason_code = "dispatch:not-dispatched";
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched"]],)"));
-  ctx.decisions[1].enforced = false;
-  EXPECT_THAT(stage.Render(ctx),
-              HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched","observe"]],)"));
-  ctx.decisions[0].reason_code = std::string("policy-allow");
-  ctx.decisions[0].status = "deny";
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[["policy","deny","policy-allow"],)"));
-  ctx.decisions.pop_back();
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[["policy","deny","policy-allow"]],)"));
-  ctx.decisions.clear();
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("decisions":[],)"));
+  ctx_.decisions[1].reason_code = "dispatch:not-dispatched";
+  EXPECT_THAT(Render(), HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched"]],)"));
+  ctx_.decisions[1].enforced = false;
+  EXPECT_THAT(Render(), HasSubstr(R"(["dispatch","allow","dispatch:not-dispatched","observe"]],)"));
+  ctx_.decisions[0].reason_code = std::string("policy-allow");
+  ctx_.decisions[0].status = "deny";
+  EXPECT_THAT(Render(), HasSubstr(R"("decisions":[["policy","deny","policy-allow"],)"));
+  ctx_.decisions.pop_back();
+  EXPECT_THAT(Render(), HasSubstr(R"("decisions":[["policy","deny","policy-allow"]],)"));
+  ctx_.decisions.clear();
+  EXPECT_THAT(Render(), HasSubstr(R"("decisions":[],)"));
 }
 
-TEST(ReportStage, WritesTheCostToTwelveSignificantDigits) {
-  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
-      policy::ParseBundle(R"({"bundleVersion":"v"})");
-  ASSERT_TRUE(bundle.ok());
-  ReportStage stage(**bundle, nullptr);
-  MessageContext ctx;
-  ctx.invocation_id = "s-1";
-  ctx.method = "tools/call";
-  ctx.cost.usd = 0.0001 + 74 * 0.000002 + 69 * 0.000008;  // 0.0007999999999999999 in binary
-  ctx.cost.input_tokens = 74;
-  ctx.cost.output_tokens = 69;
-  EXPECT_THAT(stage.Render(ctx),
-              HasSubstr(R"("cost":{"usd":0.0008,"inputTokens":74,"outputTokens":69},)"));
-  ctx.cost.usd = 1.0 / 3;
-  EXPECT_THAT(stage.Render(ctx), HasSubstr(R"("usd":0.333333333333,)"));
+TEST_F(ReportRendering, WritesTheCostToTwelveSignificantDigits) {
+  ctx_.cost.usd = 0.0001 + 74 * 0.000002 + 69 * 0.000008;  // 0.0007999999999999999 in binary
+  ctx_.cost.input_tokens = 74;
+  ctx_.cost.output_tokens = 69;
+  EXPECT_THAT(Render(), HasSubstr(R"("cost":{"usd":0.0008,"inputTokens":74,"outputTokens":69},)"));
+  ctx_.cost.usd = 1.0 / 3;
+  EXPECT_THAT(Render(), HasSubstr(R"("usd":0.333333333333,)"));
 }
 
 }  // namespace

@@ -126,6 +126,20 @@ bool AnyLane(V16 lanes) {
   return (half[0] | half[1]) != 0;
 }
 
+// Offset of the first lane that holds, or sizeof(V16) when none. Lane k is byte k of the words
+// on a little-endian machine only: callers use it under that test.
+size_t FirstLane(V16 hit) {
+  uint64_t half[2];
+  std::memcpy(half, &hit, sizeof(half));
+  if (half[0] != 0) {
+    return static_cast<size_t>(std::countr_zero(half[0])) / 8;
+  }
+  if (half[1] != 0) {
+    return 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
+  }
+  return sizeof(V16);
+}
+
 V16 DigitLanes(V16 v) { return (V16)(static_cast<V16>(v - '0') < 10); }
 V16 AlnumLanes(V16 v) {
   return (V16)(DigitLanes(v) | (V16)(static_cast<V16>(v - 'A') < 26) |
@@ -140,14 +154,8 @@ size_t FindNext(std::string_view t, size_t i, Lanes lanes, Scalar scalar) {
     for (; i + sizeof(V16) <= t.size(); i += sizeof(V16)) {
       V16 v;
       std::memcpy(&v, t.data() + i, sizeof(V16));
-      V16 hit = lanes(v);
-      uint64_t half[2];
-      std::memcpy(half, &hit, sizeof(half));
-      if (half[0] != 0) {
-        return i + static_cast<size_t>(std::countr_zero(half[0])) / 8;
-      }
-      if (half[1] != 0) {
-        return i + 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
+      if (size_t lane = FirstLane(lanes(v)); lane < sizeof(V16)) {
+        return i + lane;
       }
     }
   }
@@ -605,13 +613,8 @@ size_t NextCloudStart(std::string_view t, size_t i, uint8_t need) {
       if (sep) {
         hit |= (V16)(((v | 0x20) == 's') & ((next1 | 0x20) == 'e') & ((next2 | 0x20) == 'c'));
       }
-      uint64_t half[2];
-      std::memcpy(half, &hit, sizeof(half));
-      if (half[0] != 0) {
-        return i + static_cast<size_t>(std::countr_zero(half[0])) / 8;
-      }
-      if (half[1] != 0) {
-        return i + 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
+      if (size_t lane = FirstLane(hit); lane < sizeof(V16)) {
+        return i + lane;
       }
     }
   }
