@@ -198,7 +198,7 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out += ',';
   }
   // Rows are [stage, status, reasonCode] (plus "observe" for a stage in observe mode): a
-  // governed call records about six, so field names would be a third of the record.
+  // governed call records about six, and field names would be a fifth of the record.
   out += "\"decisions\":[";
   AppendDecisionRows(decisions_, &out);
   out += "],";

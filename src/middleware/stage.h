@@ -228,9 +228,8 @@ struct MessageContext {
   // Facts written so far (maintained by the chain; stages may consult it).
   FactSet facts;
 
-  // method == m, compared as views (std::string == "literal" is an out-of-line compare).
-  // `m` is nearly always a literal: comparing its length (a constant once inlined) lets the
-  // compiler compare the bytes in place instead of calling memcmp.
+  // method == m. `m` is nearly always a literal: comparing with its length (a constant once
+  // inlined) lets the compiler compare the bytes in place instead of calling memcmp.
   bool MethodIs(std::string_view m) const {
     return method.size() == m.size() && std::memcmp(method.data(), m.data(), m.size()) == 0;
   }

@@ -117,6 +117,29 @@ TEST(Detectors, RedactsGcpGithubSlackAndStripeKeys) {
             "[CLOUD_KEY_REDACTED]");
 }
 
+// The cloud-key scan reads sixteen positions at a time, each with the byte before and the two
+// after, and the last few bytes one by one: a key must be found at every offset, and one glued
+// to a word before it at none.
+TEST(Detectors, FindsCloudKeysAtEveryOffsetAndNeverGluedToAWord) {
+  const std::string keys[] = {aws_key_id, github_token, slack_token, stripe_key, gcp_key};
+  for (const std::string& key : keys) {
+    for (size_t offset = 0; offset <= 40; ++offset) {
+      const std::string before(offset, ' ');
+      EXPECT_EQ(RedactAll(before + key), before + "[CLOUD_KEY_REDACTED]") << key << " @" << offset;
+      EXPECT_EQ(RedactAll(before + key + ".."), before + "[CLOUD_KEY_REDACTED]..")
+          << key << " @" << offset;
+      if (offset > 0) {
+        const std::string glued = std::string(offset, 'q') + key;
+        EXPECT_FALSE(Changes(glued)) << glued;
+      }
+    }
+  }
+  for (size_t offset = 0; offset <= 40; ++offset) {
+    const std::string label = std::string(offset, ' ') + "AWS_SECRET_ACCESS_KEY=";
+    EXPECT_EQ(RedactAll(label + aws_secret), label + "[CLOUD_KEY_REDACTED]") << offset;
+  }
+}
+
 TEST(Detectors, KeepsKeyPrefixesWithWrongLength) {
   EXPECT_FALSE(Changes("AKIA1234 ghp_short sk_live_tooshort xoxb-1"));
 }
