@@ -40,33 +40,8 @@ void Str(std::string_view quoted_key, std::string_view value, std::string* out) 
   Quoted(value, ",", out);
 }
 
-// The rows, comma-separated. A stream of calls to one tool records the same rows call after
-// call, and the audit writer renders every one: this thread's last rows are kept with their
-// text, and rows whose stage, status and (literal) reason code are the same again are copied
-// from it instead of being checked and quoted field by field. A reason code built at run time
-// is rendered the long way every time.
+// The rows, comma-separated.
 void AppendDecisionRows(const std::vector<Decision>& decisions, std::string* out) {
-  struct Row {
-    std::string stage;
-    std::string status;
-    const char* reason = nullptr;  // a literal's static storage
-    size_t reason_size = 0;
-    bool enforced = true;
-  };
-  thread_local std::vector<Row> last_rows;
-  thread_local std::string last_text;
-  const bool literal_reasons =
-      std::all_of(decisions.begin(), decisions.end(),
-                  [](const Decision& d) { return d.reason_code.literal() != nullptr; });
-  auto same = [](const Row& row, const Decision& d) {
-    return row.reason == d.reason_code.literal() && row.reason_size == d.reason_code.size() &&
-           row.enforced == d.enforced && row.stage == d.stage && row.status == d.status;
-  };
-  if (literal_reasons && !decisions.empty() && last_rows.size() == decisions.size() &&
-      std::equal(last_rows.begin(), last_rows.end(), decisions.begin(), same)) {
-    out->append(last_text);
-    return;
-  }
   const size_t start = out->size();
   for (const Decision& d : decisions) {
     out->push_back('[');
@@ -76,18 +51,6 @@ void AppendDecisionRows(const std::vector<Decision>& decisions, std::string* out
   }
   if (out->size() > start) {
     out->pop_back();  // the last row's comma
-  }
-  if (literal_reasons) {
-    last_rows.resize(decisions.size());
-    for (size_t i = 0; i < decisions.size(); ++i) {
-      const Decision& d = decisions[i];
-      last_rows[i] = {.stage = std::string(d.stage),
-                      .status = std::string(d.status),
-                      .reason = d.reason_code.literal(),
-                      .reason_size = d.reason_code.size(),
-                      .enforced = d.enforced};
-    }
-    last_text.assign(*out, start);
   }
 }
 

@@ -109,8 +109,6 @@ class ReasonCode {
   operator std::string_view() const { return view(); }  // NOLINT(google-explicit-constructor)
   bool empty() const { return view().empty(); }
   size_t size() const { return view().size(); }
-  // The literal's static storage, or null for an owned code.
-  const char* literal() const { return literal_; }
 
   friend bool operator==(const ReasonCode& a, const ReasonCode& b) { return a.view() == b.view(); }
   friend bool operator==(const ReasonCode& a, std::string_view b) { return a.view() == b; }
