@@ -40,6 +40,18 @@ struct Serving {
   io::ReadOp* signal_read = nullptr;
 };
 
+// How long a drain waits, once every call is answered, for the answers still queued on their
+// connections to be written before it closes them (a client that stopped reading gets no more).
+constexpr std::chrono::seconds kAnswerFlushGrace{2};
+
+// Waits until `server` has written everything queued on its connections, or the grace is over.
+io::Task<void> AnswersWritten(io::Ring& ring, const http::HttpServer& server) {
+  const TimePoint until = ring.clock().Now() + kAnswerFlushGrace;
+  while (server.unwritten_bytes() > 0 && ring.clock().Now() < until) {
+    co_await io::SleepOp(ring, std::chrono::milliseconds(5));
+  }
+}
+
 io::Task<void> DrainAll(Serving& s) {
   if (s.drain_started) {
     co_return;
@@ -48,9 +60,13 @@ io::Task<void> DrainAll(Serving& s) {
   LogError("serve: draining: no new connections, finishing the calls in flight");
   s.main.StopAccepting();
   co_await s.gateway.Drain();
+  // An answer that ended the drain may still be queued on its connection: closing at once would
+  // drop it, and its client would wait for ever for a call mcpmw finished.
+  co_await AnswersWritten(s.ring, s.main);
   s.main.CloseAll();
   if (s.admin != nullptr) {
     s.admin->StopAccepting();
+    co_await AnswersWritten(s.ring, *s.admin);
     s.admin->CloseAll();
   }
   if (s.signal_read != nullptr) {

@@ -175,6 +175,7 @@ class ServerCore {
   static io::Task<void> Sweep(ServerCore& self);
   void StopAccepting();
   void CloseAll();
+  size_t UnwrittenBytes() const;
 
   io::Ring& ring_;
   Handler& handler_;
@@ -881,6 +882,14 @@ void ServerCore::CloseAll() {
   }
 }
 
+size_t ServerCore::UnwrittenBytes() const {
+  size_t n = 0;
+  for (const Connection* c : connections_) {
+    n += c->queued_bytes();
+  }
+  return n;
+}
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Listen(io::Ring& ring, Handler& handler,
                                                                ListenOptions options) {
   const std::string where = options.address.find(':') != std::string::npos
@@ -940,6 +949,8 @@ io::Task<void> HttpServer::Serve() { return Impl::Serve(*impl_); }
 void HttpServer::StopAccepting() { impl_->StopAccepting(); }
 
 void HttpServer::CloseAll() { impl_->CloseAll(); }
+
+size_t HttpServer::unwritten_bytes() const { return impl_->UnwrittenBytes(); }
 
 size_t HttpServer::open_connections() const { return impl_->connections_.size(); }
 

@@ -153,6 +153,9 @@ class HttpServer {
   void StopAccepting();
   // Drain, step 2 (after a grace period): closes every connection, finished or not.
   void CloseAll();
+  // Bytes of answers queued on open connections and not yet written to their sockets: what
+  // CloseAll would drop.
+  size_t unwritten_bytes() const;
   size_t open_connections() const;
   uint64_t requests_served() const;
 

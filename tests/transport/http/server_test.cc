@@ -597,6 +597,36 @@ TEST(HttpServer, ClosesTheStreamOfAClientThatStopsReadingPastMaxQueuedBytes) {
   EXPECT_LT(received, written) << "the rest was dropped, not sent";
 }
 
+// What a drain checks before CloseAll: an answer bigger than the socket buffers is counted as
+// unwritten once queued, and no longer once the client has read it.
+TEST(HttpServer, CountsAnAnswersUnwrittenBytesUntilTheClientHasReadThem) {
+  Harness h;
+  START_OR_SKIP(h, Limits{});
+  constexpr size_t kBody = size_t{4} << 20;
+  size_t unwritten_after_answer = 0;
+  size_t unwritten_at_next_request = SIZE_MAX;
+  h.handler.on_request = [&](Request& request, const std::shared_ptr<ResponseStream>& s) {
+    if (request.target == "/big") {
+      s->Respond(Text(200, std::string(kBody, 'x')));
+      unwritten_after_answer = h.server->unwritten_bytes();
+    } else {
+      unwritten_at_next_request = h.server->unwritten_bytes();
+      s->Respond(Text(200, "ok"));
+    }
+  };
+  RunWithClient(h, [&](uint16_t port) {
+    Client c(port, /*rcvbuf=*/4096);
+    c.Send("GET /big HTTP/1.1\r\n\r\n");
+    auto [head, body] = c.ReadResponse();
+    EXPECT_EQ(body.size(), kBody);
+    c.Send("GET /next HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(c.ReadResponse().second, "ok");
+  });
+  EXPECT_GT(unwritten_after_answer, kBody);  // the body and its head, none written yet
+  EXPECT_EQ(unwritten_at_next_request, 0u);
+  EXPECT_EQ(h.server->unwritten_bytes(), 0u);
+}
+
 TEST(HttpServer, ClosesConnectionsPastMaxConnectionsAtOnce) {
   Limits limits;
   limits.max_connections = 1;
