@@ -8,6 +8,10 @@
 // the same text also stands unmatched elsewhere in the input, e.g. glued to a letter).
 // The input is also scanned as two halves split at a derived offset: a match found inside one
 // half must lie in that half, which checks that no scanner reads past the end of its view.
+// FindsAny must say exactly whether Scan found something; and when the halves hold no quote or
+// backslash, a match in either must also be found in the JSON text {"a":"<half>","b":"<half>"}
+// (the promise JsonRedactor::LeavesUnchanged rests on: a quote bounds a match like the text's
+// ends do).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -71,6 +75,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<Match> matches;
   set.Scan(input, &matches);
   CheckMatches(set, input, matches, input);
+  if (set.FindsAny(input) != !matches.empty()) {
+    Fail("FindsAny disagrees with Scan", input);
+  }
 
   std::string out = "untouched";
   std::vector<Match> redact_matches;
@@ -118,11 +125,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // The two halves, each in its own exact-size buffer.
   size_t split = size == 0 ? 0 : (size_t{data[0]} * 131 + size / 2) % (size + 1);
+  bool part_found = false;
   for (std::string_view part : {input.substr(0, split), input.substr(split)}) {
     std::string copy(part);
     std::vector<Match> part_matches;
     set.Scan(copy, &part_matches);
     CheckMatches(set, copy, part_matches, input);
+    part_found = part_found || !part_matches.empty();
+  }
+  if (part_found && input.find_first_of("\"\\") == std::string_view::npos) {
+    std::string json = R"({"a":")";
+    json.append(input.substr(0, split));
+    json.append(R"(","b":")");
+    json.append(input.substr(split));
+    json.append(R"("})");
+    if (!set.FindsAny(json)) {
+      Fail("a match inside a JSON string is not found in the JSON text", input);
+    }
   }
   return 0;
 }

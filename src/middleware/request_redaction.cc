@@ -97,10 +97,7 @@ bool RedactMember(MessageContext& ctx, const redaction::JsonRedactor& redactor,
   return true;
 }
 
-Verdict RequestRedactionStage::OnRequest(MessageContext& ctx) {
-  if (bundle_.request_redactor == nullptr || !ctx.MethodIs("tools/call")) {
-    return Verdict::Continue();
-  }
+bool RequestRedactionStage::RedactArguments(MessageContext& ctx, size_t* changes) {
   // normalize's parse describes the message as it arrived; a policy transform may have
   // rewritten it since.
   const simdjson::dom::element* document = ctx.request_document.has_value() &&
@@ -108,9 +105,20 @@ Verdict RequestRedactionStage::OnRequest(MessageContext& ctx) {
                                                    DomMatchesRawNames(ctx.payload)
                                                ? &*ctx.request_document
                                                : nullptr;
+  return RedactMember(ctx, *bundle_.request_redactor, {"params", "arguments"},
+                      Direction::kClientToServer, changes, document);
+}
+
+Verdict RequestRedactionStage::OnRequest(MessageContext& ctx) {
+  if (bundle_.request_redactor == nullptr || !ctx.MethodIs("tools/call")) {
+    return Verdict::Continue();
+  }
+  // Arguments known to be valid JSON (normalize parsed the request whole) that hold nothing any
+  // rule could match, decided on their bytes, are forwarded without a walk.
   size_t changes = 0;
-  if (!RedactMember(ctx, *bundle_.request_redactor, {"params", "arguments"},
-                    Direction::kClientToServer, &changes, document)) {
+  const bool unchanged =
+      ctx.request_document.has_value() && bundle_.request_redactor->LeavesUnchanged(ctx.current());
+  if (!unchanged && !RedactArguments(ctx, &changes)) {
     return Deny(ctx, name(), kCodeRedactionFailed,
                 "The tool arguments are not valid JSON, so they cannot be checked for secrets; "
                 "the call was not sent.",

@@ -24,6 +24,9 @@ class RequestRedactionStage final : public Stage {
   Verdict OnRequest(MessageContext& ctx) override;
 
  private:
+  // Runs the redactor over ctx's tool arguments; false when they are not valid JSON.
+  bool RedactArguments(MessageContext& ctx, size_t* changes);
+
   const policy::Bundle& bundle_;
 };
 

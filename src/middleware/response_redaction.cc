@@ -6,13 +6,7 @@
 
 namespace mcpmw::middleware {
 
-Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
-  if (bundle_.response_redactor == nullptr ||
-      ctx.envelope->kind != jsonrpc::MessageKind::kResponse ||
-      (!ctx.MethodIs("tools/call") && !ctx.MethodIs("resources/read") &&
-       !ctx.MethodIs("prompts/get"))) {
-    return Verdict::Continue();
-  }
+bool ResponseRedactionStage::RedactResult(MessageContext& ctx, size_t* changes) {
   // One parse of the whole (padded) response stands in for finding `result` and parsing it
   // again. A response that does not parse whole takes the other path, which reads no further
   // than `result` and so decides exactly as before.
@@ -23,9 +17,21 @@ Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
           simdjson::SUCCESS) {
     document = &parsed;
   }
+  return RedactMember(ctx, *bundle_.response_redactor, {"result"}, Direction::kServerToClient,
+                      changes, document);
+}
+
+Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
+  if (bundle_.response_redactor == nullptr ||
+      ctx.envelope->kind != jsonrpc::MessageKind::kResponse ||
+      (!ctx.MethodIs("tools/call") && !ctx.MethodIs("resources/read") &&
+       !ctx.MethodIs("prompts/get"))) {
+    return Verdict::Continue();
+  }
+  // An answer with nothing any rule could match (decided on its bytes, without parsing it) is
+  // forwarded as it is; anything else is parsed and walked.
   size_t changes = 0;
-  if (!RedactMember(ctx, *bundle_.response_redactor, {"result"}, Direction::kServerToClient,
-                    &changes, document)) {
+  if (!bundle_.response_redactor->LeavesUnchanged(ctx.current()) && !RedactResult(ctx, &changes)) {
     return Deny(ctx, name(), kCodeRedactionFailed,
                 "The server's answer is not valid JSON, so it cannot be checked for secrets; it "
                 "was withheld.",

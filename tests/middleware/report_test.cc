@@ -166,7 +166,7 @@ TEST(ReportStage, ReportsAnErrorAnswerAsErroredWithoutAnErrorObject) {
 
 TEST(ReportStage, ReportsAWithheldAnswerAsErroredByTheStageThatWithheldIt) {
   Session s(kBundle, "", Reports::kCollect);
-  s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{"n":tru}})");
+  s.Call(Call("lookup"), R"({"jsonrpc":"2.0","id":1,"result":{"to":"a@example.com","n":tru}})");
   ASSERT_EQ(s.reports.size(), 1u);
   Report r(s.reports[0]);
   EXPECT_EQ(r.Str("/outcome"), "errored");

@@ -112,9 +112,9 @@ TEST(ResponseRedactionStage, ReturnsACleanResultByteForByte) {
   EXPECT_EQ(d->reason_code, "response-redaction:0");
 }
 
-TEST(ResponseRedactionStage, WithholdsAResultThatIsNotValidJson) {
+TEST(ResponseRedactionStage, WithholdsAResultThatIsNotValidJsonAndMayHoldASecret) {
   Session s(kBundle);
-  auto ex = s.Call(kCall, Response(R"({"content": [], "n": tru})"));
+  auto ex = s.Call(kCall, Response(R"({"content": [], "to": "a@example.com", "n": tru})"));
   const Verdict& v = ex->response_verdict;
   EXPECT_EQ(v.kind, Verdict::Kind::kReject);
   EXPECT_EQ(v.code, -32014);
@@ -125,6 +125,31 @@ TEST(ResponseRedactionStage, WithholdsAResultThatIsNotValidJson) {
                          R"("decisionId":"s-1:response_redaction"})");
   EXPECT_EQ(ex->returned, "");
   EXPECT_EQ(ex->ctx.outcome.code, kCodeRedactionFailed);
+}
+
+TEST(ResponseRedactionStage, ForwardsAnAnswerWithNothingToRedactWithoutParsingIt) {
+  Session s(kBundle);
+  // Not JSON past `content`, so only a look at the bytes lets it through: nothing in them is
+  // shaped like an e-mail or a card number.
+  const std::string answer = Response(R"({"content": [], "n": tru})");
+  auto ex = s.Call(kCall, answer);
+  EXPECT_EQ(ex->response_verdict.kind, Verdict::Kind::kContinue);
+  EXPECT_EQ(ex->returned, answer);
+  const Decision* d = FindDecision(ex->ctx, "response_redaction");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->status, "allow");
+  EXPECT_EQ(d->reason_code, "response-redaction:0");
+}
+
+TEST(ResponseRedactionStage, ParsesAnAnswerWithAnEscapeEvenWhenItsBytesLookClean) {
+  Session s(kBundle);
+  // \u0040 is '@': the raw bytes hold no e-mail, the decoded text does.
+  auto ex = s.Call(
+      kCall, Response(R"({"content":[{"type":"text","text":"write to bob\u0040example.com"}]})"));
+  EXPECT_EQ(ex->returned,
+            Response(R"({"content":[{"type":"text","text":"write to [EMAIL_REDACTED]"}]})"));
+  ASSERT_EQ(ex->ctx.redactions.size(), 1u);
+  EXPECT_EQ(ex->ctx.redactions[0].pointer, "/content/0/text");
 }
 
 TEST(ResponseRedactionStage, DoesNotRunWithoutResponseRules) {

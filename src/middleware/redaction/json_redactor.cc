@@ -1,5 +1,6 @@
 #include "src/middleware/redaction/json_redactor.h"
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -478,6 +479,12 @@ absl::StatusOr<JsonRedactor> JsonRedactor::Create(std::vector<PathRule> rules,
     if (rule.action == PathRule::kMask && !ValidUtf8(rule.mask)) {
       return PathError(rule.id, "mask is not valid UTF-8");
     }
+    for (const Step& step : compiled.steps) {
+      if (step.type == Step::kKey) {
+        compiled.member_names.push_back(step.key);
+      }
+    }
+    r.raw_decidable_ = r.raw_decidable_ && !compiled.member_names.empty();
     compiled.rule = std::move(rule);
     r.rules_.push_back(std::move(compiled));
   }
@@ -487,9 +494,26 @@ absl::StatusOr<JsonRedactor> JsonRedactor::Create(std::vector<PathRule> rules,
           absl::StrCat("detector \"", detectors.spec(d).id, "\": replacement is not valid UTF-8"));
     }
   }
+  r.raw_decidable_ = r.raw_decidable_ && !detectors.has_custom();
   r.detectors_ = std::move(detectors);
   r.hash_salt_ = std::move(hash_salt);
   return r;
+}
+
+bool JsonRedactor::LeavesUnchanged(std::string_view text) const {
+  if (!raw_decidable_ || text.find('\\') != std::string_view::npos) {
+    return false;
+  }
+  for (const CompiledRule& compiled : rules_) {
+    // The name's rarer letters lead the search better than the quote before it.
+    if (std::none_of(compiled.member_names.begin(), compiled.member_names.end(),
+                     [text](const std::string& name) {
+                       return text.find(name) == std::string_view::npos;
+                     })) {
+      return false;  // every member the rule names is there
+    }
+  }
+  return !detectors_.FindsAny(text);
 }
 
 absl::StatusOr<std::optional<std::string>> JsonRedactor::Redact(

@@ -97,6 +97,17 @@ class JsonRedactor {
                                           std::vector<RedactionEvent>* events,
                                           size_t size_hint) const;
 
+  // True when Redact would change nothing in any JSON value written anywhere inside `text`,
+  // decided from the bytes alone, without parsing: `text` holds no backslash (so every string
+  // and member name in it reads exactly as written), no detector finds anything in the whole
+  // text, and every path rule names a member whose name does not appear in it.
+  // False says only "parse and look": always so when a path rule names no member (e.g. "$.*")
+  // or a detector is custom (an RE2 pattern may be anchored to a string's ends, which the raw
+  // text does not show it). Sound because the fixed detectors treat the quote around a string
+  // like the ends of the text, so a match inside a string is also a match in the raw text.
+  // Says nothing about whether `text` is valid JSON. Thread-safe.
+  bool LeavesUnchanged(std::string_view text) const;
+
   const DetectorSet& detectors() const { return detectors_; }
 
  private:
@@ -109,6 +120,9 @@ class JsonRedactor {
   struct CompiledRule {
     PathRule rule;
     std::vector<Step> steps;
+    // The name of each member step: a text in which one of them does not appear cannot hold a
+    // document that matches the rule.
+    std::vector<std::string> member_names;
   };
   friend class JsonRedactorWalk;
 
@@ -119,6 +133,8 @@ class JsonRedactor {
   std::vector<CompiledRule> rules_;
   DetectorSet detectors_;
   std::string hash_salt_;
+  // LeavesUnchanged can decide anything: every rule names a member, no detector is custom.
+  bool raw_decidable_ = true;
 };
 
 }  // namespace mcpmw::redaction

@@ -1,6 +1,7 @@
 #include "src/middleware/redaction/json_redactor.h"
 
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -248,6 +249,157 @@ TEST(JsonRedactor, DetectorsScanRootString) {
             R"("reach me at [EMAIL_REDACTED]")");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].pointer, "");
+}
+
+TEST(JsonRedactor, LeavesUnchangedClearsCleanTextWithoutParsingIt) {
+  JsonRedactor r = Make({{"pw", "$..password", PathRule::kMask}}, true);
+  EXPECT_TRUE(r.LeavesUnchanged(R"({"note":"quarterly report, 42 pages","n":7})"));
+  // Not JSON at all: the answer is only about what a redaction could change.
+  EXPECT_TRUE(r.LeavesUnchanged(R"({"note": tru)"));
+  EXPECT_FALSE(r.LeavesUnchanged(R"({"note":"mail ann@example.com"})"));
+  EXPECT_FALSE(r.LeavesUnchanged(R"({"user":{"password":"x"}})"));
+  // The name anywhere, even inside a value, means "parse and look".
+  EXPECT_FALSE(r.LeavesUnchanged(R"({"note":"the password is long"})"));
+  // An escape may spell a secret or a member name the bytes do not show.
+  EXPECT_FALSE(r.LeavesUnchanged(R"({"note":"ann\u0040example.com"})"));
+}
+
+TEST(JsonRedactor, LeavesUnchangedNeverDecidesForRulesItCannotSeeInTheBytes) {
+  EXPECT_FALSE(Make({{"all", "$.*", PathRule::kMask}}).LeavesUnchanged(R"({"a":1})"));
+  EXPECT_FALSE(Make({{"first", "$[0]", PathRule::kDrop}}).LeavesUnchanged("[1,2]"));
+  absl::StatusOr<DetectorSet> custom =
+      DetectorSet::Create({{.kind = DetectorKind::kCustom, .id = "whole", .pattern = "^ab$"}});
+  ASSERT_TRUE(custom.ok()) << custom.status();
+  absl::StatusOr<JsonRedactor> anchored = JsonRedactor::Create({}, *std::move(custom), kSalt);
+  ASSERT_TRUE(anchored.ok()) << anchored.status();
+  // The raw text has no "ab" that starts and ends it, the string "ab" does.
+  EXPECT_FALSE(anchored->LeavesUnchanged(R"(["ab"])"));
+  EXPECT_EQ(RedactText(*anchored, R"(["ab"])"), R"(["[REDACTED]"])");
+}
+
+// Builds random documents from string values near and at every detector's shape, and checks the
+// soundness LeavesUnchanged promises: whatever it clears, Redact leaves unchanged.
+class RandomDocument {
+ public:
+  explicit RandomDocument(uint32_t seed) : rng_(seed) {}
+
+  std::string Next() {
+    std::string out;
+    Value(0, &out);
+    return out;
+  }
+
+ private:
+  size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+
+  std::string Text() {
+    static constexpr std::string_view kPieces[] = {"ann@example.com",
+                                                   "ann@",
+                                                   "@example",
+                                                   ".com",
+                                                   "4111 1111 1111 1111",
+                                                   "4111111111111111",
+                                                   "4111-1111",
+                                                   "1111 1111",
+                                                   "123-45-6789",
+                                                   "123-45",
+                                                   "-6789",
+                                                   "GB82 WEST 1234 5698 7654 32",
+                                                   "GB82WEST",
+                                                   "AKIAIOSFODNN7EXAMPLE",
+                                                   "AKIA",
+                                                   "aws_secret_access_key=",
+                                                   "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                                                   "ghp_",
+                                                   "0123456789abcdefghijABCDEFGHIJ012345",
+                                                   "xoxb-",
+                                                   "sk_live_",
+                                                   "Bearer ",
+                                                   "BEARER  ",
+                                                   "abcdefgh12345678",
+                                                   "eyJhbGciOiJIUzI1NiJ9",
+                                                   ".eyJzdWIiOjF9.",
+                                                   "-----BEGIN RSA PRIVATE KEY-----",
+                                                   "-----END RSA PRIVATE KEY-----",
+                                                   "password",
+                                                   "pass",
+                                                   " ",
+                                                   ":",
+                                                   "=",
+                                                   "-",
+                                                   ".",
+                                                   ",",
+                                                   "/",
+                                                   "+",
+                                                   "_",
+                                                   "0",
+                                                   "7",
+                                                   "x",
+                                                   "Q",
+                                                   "é"};
+    std::string t;
+    for (size_t n = Pick(5); n > 0; --n) {
+      t += kPieces[Pick(std::size(kPieces))];
+    }
+    return t;
+  }
+
+  void Value(int depth, std::string* out) {
+    switch (depth >= 3 ? 3 + Pick(2) : Pick(5)) {
+      case 0:
+      case 1: {
+        *out += '{';
+        for (size_t n = Pick(4); n > 0; --n) {
+          static constexpr std::string_view kKeys[] = {
+              "password", "a", "note", "4111111111111111", "ann@example.com", "b"};
+          ((*out += '"') += kKeys[Pick(std::size(kKeys))]) += "\":";
+          Value(depth + 1, out);
+          *out += n > 1 ? "," : "";
+        }
+        *out += '}';
+        break;
+      }
+      case 2:
+        *out += '[';
+        for (size_t n = Pick(4); n > 0; --n) {
+          Value(depth + 1, out);
+          *out += n > 1 ? "," : "";
+        }
+        *out += ']';
+        break;
+      case 3:
+        ((*out += '"') += Text()) += '"';
+        break;
+      default:
+        static constexpr std::string_view kScalars[] = {
+            "4111111111111111", "123", "true", "null", "-6789", "1.5e3"};
+        *out += kScalars[Pick(std::size(kScalars))];
+        break;
+    }
+  }
+
+  std::mt19937 rng_;
+};
+
+TEST(JsonRedactor, LeavesUnchangedNeverClearsADocumentRedactWouldChange) {
+  JsonRedactor r =
+      Make({{"pw", "$..password", PathRule::kMask}, {"ab", "$.a.b", PathRule::kDrop}}, true);
+  RandomDocument docs(20261124);
+  size_t cleared = 0;
+  size_t changed = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const std::string doc = docs.Next();
+    const std::string redacted = RedactText(r, doc);
+    ASSERT_THAT(redacted, ::testing::Not(HasSubstr("<error"))) << doc;
+    changed += redacted != "<unchanged>";
+    if (r.LeavesUnchanged(doc)) {
+      ++cleared;
+      ASSERT_EQ(redacted, "<unchanged>") << doc;
+    }
+  }
+  // Both answers must be common for the check above to mean anything.
+  EXPECT_GT(cleared, 10000u);
+  EXPECT_GT(changed, 10000u);
 }
 
 }  // namespace
