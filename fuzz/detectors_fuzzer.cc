@@ -8,10 +8,9 @@
 // the same text also stands unmatched elsewhere in the input, e.g. glued to a letter).
 // The input is also scanned as two halves split at a derived offset: a match found inside one
 // half must lie in that half, which checks that no scanner reads past the end of its view.
-// FindsAny must say exactly whether Scan found something; and when the halves hold no quote or
-// backslash, a match in either must also be found in the JSON text {"a":"<half>","b":"<half>"}
-// (the promise JsonRedactor::LeavesUnchanged rests on: a quote bounds a match like the text's
-// ends do).
+// When the halves hold no quote or backslash, a match in either must also be found in the JSON
+// text {"a":"<half>","b":"<half>"} (the promise JsonRedactor::LeavesUnchanged rests on: a quote
+// bounds a match like the text's ends do).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -75,9 +74,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<Match> matches;
   set.Scan(input, &matches);
   CheckMatches(set, input, matches, input);
-  if (set.FindsAny(input) != !matches.empty()) {
-    Fail("FindsAny disagrees with Scan", input);
-  }
 
   std::string out = "untouched";
   std::vector<Match> redact_matches;

@@ -1013,11 +1013,25 @@ absl::StatusOr<DetectorSet> DetectorSet::Create(std::vector<DetectorSpec> specs)
   return set;
 }
 
-template <typename OnFound>
-void DetectorSet::FindCandidates(std::string_view text, OnFound&& on_found) const {
+bool DetectorSet::has_custom() const {
+  return std::any_of(detectors_.begin(), detectors_.end(),
+                     [](const Compiled& d) { return d.re != nullptr; });
+}
+
+bool DetectorSet::FindsAny(std::string_view text) const {
+  // Clean text (the common case for a caller asking) runs every detector either way; a text with
+  // a match costs a sort of its few matches more than stopping early would.
+  thread_local std::vector<Match> matches;
+  matches.clear();
+  Scan(text, &matches);
+  return !matches.empty();
+}
+
+void DetectorSet::Scan(std::string_view text, std::vector<Match>* out) const {
   if (text.size() < min_text_ || text.empty() || detectors_.empty()) {
     return;
   }
+  const size_t base = out->size();
   Classes classes = 0;
   bool classes_known = false;
   Sink sink;
@@ -1053,34 +1067,10 @@ void DetectorSet::FindCandidates(std::string_view text, OnFound&& on_found) cons
       }
       fixed.find(text, classes, &sink);
     }
-    if (!sink.empty() && !on_found(d, sink)) {
-      return;
+    for (const Candidate& c : sink) {
+      out->push_back({c.begin, c.end, d, det.spec.kind});
     }
   }
-}
-
-bool DetectorSet::FindsAny(std::string_view text) const {
-  bool found = false;
-  FindCandidates(text, [&found](size_t /*detector*/, const Sink& /*candidates*/) {
-    found = true;
-    return false;
-  });
-  return found;
-}
-
-bool DetectorSet::has_custom() const {
-  return std::any_of(detectors_.begin(), detectors_.end(),
-                     [](const Compiled& d) { return d.re != nullptr; });
-}
-
-void DetectorSet::Scan(std::string_view text, std::vector<Match>* out) const {
-  const size_t base = out->size();
-  FindCandidates(text, [this, out](size_t d, const Sink& candidates) {
-    for (const Candidate& c : candidates) {
-      out->push_back({c.begin, c.end, d, detectors_[d].spec.kind});
-    }
-    return true;
-  });
   // Leftmost, then longest, then the earlier detector; drop what overlaps a winner.
   auto first = out->begin() + static_cast<std::ptrdiff_t>(base);
   std::sort(first, out->end(), [](const Match& a, const Match& b) {

@@ -125,8 +125,7 @@ class DetectorSet {
   // overlapping a winner are dropped. Offsets index `text`.
   void Scan(std::string_view text, std::vector<Match>* out) const;
 
-  // Whether Scan would find anything in `text`, without collecting or ordering the matches: it
-  // stops at the first detector with a candidate.
+  // Whether Scan would find anything in `text`.
   bool FindsAny(std::string_view text) const;
 
   // Whether any detector is kCustom (an RE2 pattern, which may be anchored to the text's ends).
@@ -147,11 +146,6 @@ class DetectorSet {
     DetectorSpec spec;
     std::shared_ptr<const re2::RE2> re;  // kCustom only
   };
-  // Runs each detector over `text` and hands on_found(detector index, its candidates) every
-  // detector's non-empty candidate list, in set order, until on_found returns false.
-  template <typename OnFound>
-  void FindCandidates(std::string_view text, OnFound&& on_found) const;
-
   std::vector<Compiled> detectors_;
   // Text shorter than this holds no match (no custom detector, and every fixed kind needs more).
   size_t min_text_ = 0;
