@@ -101,15 +101,20 @@ TEST(ResponseRedactionStage, LeavesAnErrorAnswerUntouched) {
   EXPECT_TRUE(ex->ctx.upstream_error);
 }
 
+// The stage's decision for an answer it let through unchanged.
+void ExpectAllowedWithNothingRedacted(const MessageContext& ctx) {
+  const Decision* d = FindDecision(ctx, "response_redaction");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->status, "allow");
+  EXPECT_EQ(d->reason_code, "response-redaction:0");
+}
+
 TEST(ResponseRedactionStage, ReturnsACleanResultByteForByte) {
   Session s(kBundle);
   const std::string clean = Response(R"({ "content" : [ ] })");
   auto ex = s.Call(kCall, clean);
   EXPECT_EQ(ex->returned, clean);
-  const Decision* d = FindDecision(ex->ctx, "response_redaction");
-  ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->status, "allow");
-  EXPECT_EQ(d->reason_code, "response-redaction:0");
+  ExpectAllowedWithNothingRedacted(ex->ctx);
 }
 
 TEST(ResponseRedactionStage, WithholdsAResultThatIsNotValidJsonAndMayHoldASecret) {
@@ -135,10 +140,7 @@ TEST(ResponseRedactionStage, ForwardsAnAnswerWithNothingToRedactWithoutParsingIt
   auto ex = s.Call(kCall, answer);
   EXPECT_EQ(ex->response_verdict.kind, Verdict::Kind::kContinue);
   EXPECT_EQ(ex->returned, answer);
-  const Decision* d = FindDecision(ex->ctx, "response_redaction");
-  ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->status, "allow");
-  EXPECT_EQ(d->reason_code, "response-redaction:0");
+  ExpectAllowedWithNothingRedacted(ex->ctx);
 }
 
 TEST(ResponseRedactionStage, ParsesAnAnswerWithAnEscapeEvenWhenItsBytesLookClean) {
