@@ -198,8 +198,20 @@ absl::Status Producer::Append(std::string report_json) {
   return AppendSlot(Slot{.json = std::move(report_json)});
 }
 
-absl::Status Producer::Append(std::unique_ptr<const DeferredJson> report) {
+absl::Status Producer::Append(std::unique_ptr<DeferredJson> report) {
   return AppendSlot(Slot{.deferred = std::move(report)});
+}
+
+std::unique_ptr<DeferredJson> Producer::TakeSpent() {
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  if (tail - cached_head_ > mask_) {
+    cached_head_ = head_.load(std::memory_order_acquire);
+    if (tail - cached_head_ > mask_) {
+      return nullptr;  // the slot's report is still queued
+    }
+  }
+  // The writer is done with this slot: it released head_ past it after rendering.
+  return std::move(slots_[tail & mask_].deferred);
 }
 
 absl::Status Producer::AppendSlot(Slot slot) {
@@ -583,8 +595,9 @@ size_t AuditSink::Drain() {
     uint64_t tail = producer->tail_.load(std::memory_order_acquire);
     uint64_t start = head;
     while (head < tail && batch_.size() < options_.max_batch_bytes) {
-      Producer::Slot slot = std::move(producer->slots_[head & producer->mask_]);
-      producer->slots_[head & producer->mask_] = Producer::Slot();
+      // Rendered in place: a deferred report stays in its slot for the producer to refill
+      // (TakeSpent); a string report's memory is freed.
+      Producer::Slot& slot = producer->slots_[head & producer->mask_];
       if (timestamp.empty()) {
         timestamp = FormatTimestamp(options_.wall_clock());
       }
@@ -596,6 +609,7 @@ size_t AuditSink::Drain() {
         AppendRecord(rendered_, timestamp);
       } else {
         AppendRecord(slot.json, timestamp);
+        slot.json = std::string();
       }
       ++head;
     }

@@ -111,7 +111,15 @@ class Producer {
   // As Append, for a report the writer renders on its own thread (the producer's thread only
   // moves a pointer). AppendTo must give one JSON value; it is checked like any other report
   // unless the sink trusts its producers.
-  absl::Status Append(std::unique_ptr<const DeferredJson> report);
+  absl::Status Append(std::unique_ptr<DeferredJson> report);
+
+  // A deferred report the writer has finished with, for the producer to fill again and hand
+  // back to Append: refilling one reuses its buffers, so a steady stream of reports allocates
+  // nothing and no thread frees another's memory. Null when there is none (the queue has not
+  // wrapped yet, the next slot held a string report, or the queue is full). The writer leaves
+  // each rendered report in its slot for this, so a producer keeps up to queue_capacity of them
+  // alive.
+  std::unique_ptr<DeferredJson> TakeSpent();
 
   // As Append but never blocks: false (leaving `report_json` untouched) when the queue is full
   // or the sink is closed or failed.
@@ -124,8 +132,8 @@ class Producer {
   friend class AuditSink;
   Producer(AuditSink* sink, size_t capacity);
   struct Slot {
-    std::string json;                              // a rendered report, or
-    std::unique_ptr<const DeferredJson> deferred;  // one the writer renders
+    std::string json;                        // a rendered report, or
+    std::unique_ptr<DeferredJson> deferred;  // one the writer renders (then left for TakeSpent)
   };
   absl::Status AppendSlot(Slot slot);
   void Push(Slot&& slot, uint64_t tail);

@@ -1,8 +1,9 @@
 // mcpmw common: a JSON value rendered where it is consumed rather than where it is produced.
 //
-// The report stage captures what a report says on the reactor thread (by moving the exchange's
-// fields, which is cheap) and the audit writer renders the text on its own thread, so escaping
-// and formatting stay off the message path.
+// The report stage captures what a report says on the reactor thread (copying the exchange's
+// fields into a report object, which is cheap) and the audit writer renders the text on its own
+// thread, so escaping and formatting stay off the message path. The writer hands rendered
+// objects back to their producer (audit::Producer::TakeSpent) to be filled again.
 #pragma once
 
 #include <string>

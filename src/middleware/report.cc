@@ -72,28 +72,52 @@ std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
   return Take(ctx, std::make_shared<const std::string>(bundle_version));
 }
 
-std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
-                                               std::shared_ptr<const std::string> bundle_version) {
+std::unique_ptr<AuditReport> AuditReport::Take(
+    MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version) {
   auto r = std::make_unique<AuditReport>();
-  r->invocation_id_ = std::move(ctx.invocation_id);
-  r->bundle_version_ = std::move(bundle_version);
-  r->method_ = std::move(ctx.method);
-  r->tool_ = std::move(ctx.tool_name);
-  r->server_ = ctx.server_id;
-  r->principal_.tenant = std::move(ctx.principal.tenant);
-  r->principal_.user = std::move(ctx.principal.user);
-  r->principal_.agent = std::move(ctx.principal.agent);
-  r->outcome_ = ExchangeOutcome(ctx);
-  r->rejected_ = ctx.outcome.kind == Verdict::Kind::kReject;
-  r->error_code_ = ctx.outcome.code;
-  r->stopped_by_ = ctx.stopped_by;
-  r->decisions_ = std::move(ctx.decisions);
-  r->rate_ = std::move(ctx.rate);
-  r->redactions_ = std::move(ctx.redactions);
-  r->cost_ = ctx.cost;
-  r->latency_us_ = LatencyUs(ctx);
-  r->dispatched_ = ctx.dispatched;
+  r->Fill(ctx, bundle_version);
   return r;
+}
+
+namespace {
+
+// `to` = `from`: copied into `to`'s buffer when it is large enough, else `from`'s is moved in.
+template <typename T>
+void Reuse(T& to, T& from) {
+  if (to.capacity() >= from.size()) {
+    to.assign(from.begin(), from.end());
+  } else {
+    to = std::move(from);
+  }
+}
+
+}  // namespace
+
+void AuditReport::Fill(MessageContext& ctx,
+                       const std::shared_ptr<const std::string>& bundle_version) {
+  Reuse(invocation_id_, ctx.invocation_id);
+  if (bundle_version_ != bundle_version) {
+    bundle_version_ = bundle_version;
+  }
+  Reuse(method_, ctx.method);
+  Reuse(tool_, ctx.tool_name);
+  server_.assign(ctx.server_id);
+  Reuse(principal_.tenant, ctx.principal.tenant);
+  Reuse(principal_.user, ctx.principal.user);
+  Reuse(principal_.agent, ctx.principal.agent);
+  outcome_ = ExchangeOutcome(ctx);
+  rejected_ = ctx.outcome.kind == Verdict::Kind::kReject;
+  error_code_ = ctx.outcome.code;
+  stopped_by_ = ctx.stopped_by;
+  Reuse(decisions_, ctx.decisions);
+  rate_.limited = ctx.rate.limited;
+  rate_.retry_after_ms = ctx.rate.retry_after_ms;
+  Reuse(rate_.rule_id, ctx.rate.rule_id);
+  Reuse(rate_.key, ctx.rate.key);
+  Reuse(redactions_, ctx.redactions);
+  cost_ = ctx.cost;
+  latency_us_ = LatencyUs(ctx);
+  dispatched_ = ctx.dispatched;
 }
 
 std::unique_ptr<AuditReport> AuditReport::Copy(const MessageContext& ctx,
@@ -202,9 +226,15 @@ std::string ReportStage::Render(const MessageContext& ctx) const {
 }
 
 void ReportStage::OnComplete(MessageContext& ctx) {
-  if (sink_) {
-    sink_(AuditReport::Take(ctx, version_));
+  if (!sink_) {
+    return;
   }
+  std::unique_ptr<AuditReport> report = spent_ ? spent_() : nullptr;
+  if (report == nullptr) {
+    report = std::make_unique<AuditReport>();
+  }
+  report->Fill(ctx, version_);
+  sink_(std::move(report));
 }
 
 }  // namespace mcpmw::middleware

@@ -45,11 +45,16 @@ class AuditReport final : public DeferredJson {
   // Moves the strings and rows out of `ctx` (the exchange is over: OnComplete of the last stage).
   static std::unique_ptr<AuditReport> Take(MessageContext& ctx, std::string_view bundle_version);
   // As Take, sharing the bundle version text instead of copying it per report.
-  static std::unique_ptr<AuditReport> Take(MessageContext& ctx,
-                                           std::shared_ptr<const std::string> bundle_version);
+  static std::unique_ptr<AuditReport> Take(
+      MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version);
   // Copies instead, leaving `ctx` as it was.
   static std::unique_ptr<AuditReport> Copy(const MessageContext& ctx,
                                            std::string_view bundle_version);
+
+  // Makes this report say what `ctx` says, as Take would, reusing this report's buffers where
+  // they are large enough (a spent report handed back by the audit writer) and moving the
+  // exchange's otherwise.
+  void Fill(MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version);
 
   void AppendTo(std::string* out) const override;
   std::string Json() const;
@@ -74,12 +79,16 @@ class AuditReport final : public DeferredJson {
 };
 
 using ReportSink = std::function<void(std::unique_ptr<AuditReport> report)>;
+// A report the sink has finished with, to fill again instead of allocating one; null when it
+// has none.
+using SpentReports = std::function<std::unique_ptr<AuditReport>()>;
 
 class ReportStage final : public Stage {
  public:
-  ReportStage(const policy::Bundle& bundle, ReportSink sink)
+  ReportStage(const policy::Bundle& bundle, ReportSink sink, SpentReports spent = nullptr)
       : bundle_(bundle),
         sink_(std::move(sink)),
+        spent_(std::move(spent)),
         version_(std::make_shared<const std::string>(bundle.version)) {}
 
   std::string_view name() const override { return "report"; }
@@ -94,6 +103,7 @@ class ReportStage final : public Stage {
  private:
   const policy::Bundle& bundle_;
   ReportSink sink_;
+  SpentReports spent_;
   std::shared_ptr<const std::string> version_;  // bundle_.version, shared by every report
 };
 

@@ -81,6 +81,12 @@ absl::Status Governance::Rebuild() {
         LogError("audit: ", s.message());
       }
     };
+    // Reports the writer has rendered come back to be filled again (every report this producer
+    // gets is an AuditReport).
+    deps.spent_reports = [this]() -> std::unique_ptr<middleware::AuditReport> {
+      return std::unique_ptr<middleware::AuditReport>(
+          static_cast<middleware::AuditReport*>(producer_->TakeSpent().release()));
+    };
   }
   MCPMW_ASSIGN_OR_RETURN(current_, middleware::BuildChain(store_.current(), deps));
   return absl::OkStatus();

@@ -607,6 +607,66 @@ TEST(AuditSink, RendersADeferredReportOnTheWriterThreadIntoTheChain) {
   EXPECT_EQ(verified.records, 3u);
 }
 
+// A report whose text can be changed between uses, as a recycled report is refilled.
+class MutableReport final : public DeferredJson {
+ public:
+  explicit MutableReport(int n) : n_(n) {}
+  void set(int n) { n_ = n; }
+  void AppendTo(std::string* out) const override { out->append(Report(n_)); }
+
+ private:
+  int n_;
+};
+
+TEST(AuditSink, HandsRenderedReportsBackToTheirProducerToFillAgain) {
+  std::string path = TempDir() + "/audit.jsonl";
+  AuditOptions options = Options(path, HmacSigner());
+  options.queue_capacity = 4;
+  options.trusted_reports = true;
+  absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(std::move(options));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Producer* producer = *(*sink)->NewProducer();
+  // Nothing has been rendered yet: there is nothing to hand back.
+  EXPECT_EQ(producer->TakeSpent(), nullptr);
+
+  std::vector<const DeferredJson*> first_round;
+  for (int i = 0; i < 4; ++i) {
+    auto report = std::make_unique<MutableReport>(i);
+    first_round.push_back(report.get());
+    ASSERT_TRUE(producer->Append(std::move(report)).ok());
+  }
+  ASSERT_TRUE((*sink)->Flush().ok());
+  // The queue has wrapped: each next slot holds a report the writer is done with, in order.
+  for (int i = 4; i < 8; ++i) {
+    std::unique_ptr<DeferredJson> spent = producer->TakeSpent();
+    ASSERT_NE(spent, nullptr) << i;
+    EXPECT_EQ(spent.get(), first_round[i - 4]);
+    static_cast<MutableReport*>(spent.get())->set(i);
+    ASSERT_TRUE(producer->Append(std::move(spent)).ok());
+  }
+  // A string report leaves nothing behind to hand back.
+  ASSERT_TRUE((*sink)->Flush().ok());
+  ASSERT_TRUE(producer->Append(Report(8)).ok());
+  ASSERT_TRUE((*sink)->Flush().ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(producer->TakeSpent(), nullptr) << i;
+    ASSERT_TRUE(producer->Append(Report(9 + i)).ok());
+  }
+  EXPECT_EQ(producer->TakeSpent(), nullptr);
+  ASSERT_TRUE((*sink)->Close().ok());
+
+  // Every record says what its report said when it was appended.
+  std::vector<std::string> lines = Lines(ReadFile(path));
+  ASSERT_EQ(lines.size(), 1u + 12u + 2u);  // header, 12 records, signatures after 10 and 12
+  for (int i = 0; i < 12; ++i) {
+    size_t line = i < 10 ? 1 + i : 2 + i;
+    EXPECT_THAT(lines[line], testing::HasSubstr(absl::StrCat(R"("report":)", Report(i), "}"))) << i;
+  }
+  VerifyReport verified = VerifyText(ReadFile(path));
+  EXPECT_TRUE(verified.ok) << verified.reason;
+  EXPECT_EQ(verified.records, 12u);
+}
+
 TEST(AuditSink, FlushWithNothingAppendedReturnsAtOnce) {
   std::string path = TempDir() + "/audit.jsonl";
   absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(Options(path, HmacSigner()));

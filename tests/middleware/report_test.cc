@@ -223,6 +223,52 @@ TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
   EXPECT_EQ(r.Count("/decisions"), 0u);
 }
 
+TEST(ReportStage, FillsASpentReportWithWhatTheNewExchangeSaysAndNothingOlder) {
+  absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
+      policy::ParseBundle(R"({"bundleVersion":"v"})");
+  ASSERT_TRUE(bundle.ok());
+  std::unique_ptr<AuditReport> last;
+  std::unique_ptr<AuditReport> spent;
+  ReportStage stage(
+      **bundle, [&](std::unique_ptr<AuditReport> report) { last = std::move(report); },
+      [&] { return std::move(spent); });
+
+  MessageContext first;
+  first.invocation_id = "a-long-invocation-id-0001";
+  first.method = "tools/call";
+  first.tool_name = "a-tool-with-a-long-name";
+  first.principal = {.tenant = "acme-corporation", .user = "alice", .agent = "planner"};
+  first.outcome = Verdict::Reject(-32013, "limited");
+  first.stopped_by = "rate_limit";
+  first.decisions = {{.stage = "rate_limit", .status = "deny", .reason_code = "rate-limited"}};
+  first.rate = {.limited = true, .retry_after_ms = 900, .rule_id = "per-user", .key = "acme"};
+  first.redactions = {{.rule_id = "mail", .pointer = "/to", .action = "mask"}};
+  stage.OnComplete(first);
+  ASSERT_NE(last, nullptr);
+  const AuditReport* reused = last.get();
+
+  MessageContext second;
+  second.invocation_id = "b-1";
+  second.method = "ping";
+  second.principal.user = "bob";
+  const std::string expected = stage.Render(second);
+  spent.reset(last.release());
+  stage.OnComplete(second);
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last.get(), reused);  // filled again, not allocated
+  EXPECT_EQ(last->Json(), expected);
+  EXPECT_THAT(expected, Not(HasSubstr("acme")));
+  EXPECT_THAT(expected, Not(HasSubstr("rateLimit")));
+
+  // Without a spent report it allocates one.
+  MessageContext third;
+  third.invocation_id = "c-1";
+  third.method = "ping";
+  stage.OnComplete(third);
+  ASSERT_NE(last, nullptr);
+  EXPECT_THAT(last->Json(), HasSubstr(R"("invocationId":"c-1")"));
+}
+
 // A report stage on a bundle that decides nothing, and a tools/call exchange to fill in.
 class ReportRendering : public ::testing::Test {
  protected:
