@@ -9,7 +9,7 @@ Verdict DispatchStage::OnRequest(MessageContext& ctx) {
   ctx.dispatched = true;
   ctx.request_bytes = ctx.current().size();
   ctx.decisions.push_back(
-      {.stage = name(), .status = "allow", .reason_code = "dispatch:dispatched"});
+      {.stage = name(), .status = "allow", .reason_code = "dispatch:dispatched", .routine = true});
   return Verdict::Continue();
 }
 

@@ -207,7 +207,8 @@ Verdict PolicyStage::OnRequest(MessageContext& ctx) {
                                        : first_observe   ? first_observe
                                                          : first_allow;
   if (decisive == nullptr) {
-    ctx.decisions.push_back({.stage = name(), .status = "allow", .reason_code = "policy:no-rule"});
+    ctx.decisions.push_back(
+        {.stage = name(), .status = "allow", .reason_code = "policy:no-rule", .routine = true});
     return Verdict::Continue();
   }
   ctx.policy.status = decisive->status;

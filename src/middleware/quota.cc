@@ -177,8 +177,10 @@ Verdict QuotaStage::OnRequest(MessageContext& ctx) {
       ++t.slots[SlotIndex(slot)];
       ++t.in_window;
     }
-    ctx.decisions.push_back(
-        {.stage = name(), .status = "allow", .reason_code = "tenant-quota:allowed"});
+    ctx.decisions.push_back({.stage = name(),
+                             .status = "allow",
+                             .reason_code = "tenant-quota:allowed",
+                             .routine = true});
     return Verdict::Continue();
   }
 

@@ -372,7 +372,7 @@ Verdict RateLimitStage::OnRequest(MessageContext& ctx) {
     untouched = untouched && state_->entries_.size() == size;
   }
   ctx.decisions.push_back(
-      {.stage = name(), .status = "allow", .reason_code = "rate-limit:allowed"});
+      {.stage = name(), .status = "allow", .reason_code = "rate-limit:allowed", .routine = true});
   return Verdict::Continue();
 }
 

@@ -204,7 +204,7 @@ std::string AuditReport::Json() const {
 
 void AuditReport::AppendTo(std::string* out_ptr) const {
   Cursor out(out_ptr);
-  out.Lit("{\"v\":2,");
+  out.Lit("{\"v\":3,");
   out.Member(R"("invocationId":)", invocation_id_);
   out.Member(R"("bundleVersion":)",
              bundle_version_ != nullptr ? std::string_view(*bundle_version_) : "");
@@ -238,10 +238,16 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.Replace('}');
     out.Char(',');
   }
-  // Rows are [stage, status, reasonCode] (plus "observe" for a stage in observe mode): a
-  // governed call records about six, and field names would be a fifth of the record.
+  // Rows are [stage, status, reasonCode] (plus "observe" for a stage in observe mode), and a
+  // routine pass is its stage's name alone: a governed call records about six rows, most of
+  // them passes, and their text was a third of the record.
   out.Lit("\"decisions\":[");
   for (const Decision& d : decisions_) {
+    if (d.routine && d.enforced) {
+      out.Quoted(d.stage);
+      out.Char(',');
+      continue;
+    }
     out.Char('[');
     out.Quoted(d.stage);
     out.Char(',');
@@ -265,21 +271,23 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.Number(rate_.retry_after_ms);
     out.Lit("},");
   }
-  out.Lit("\"redactions\":[");
-  for (const RedactionNote& n : redactions_) {
-    out.Char('{');
-    out.Member(R"("direction":)",
-               n.direction == Direction::kClientToServer ? "request" : "response");
-    out.Member(R"("ruleId":)", n.rule_id);
-    out.Member(R"("pointer":)", n.pointer);
-    out.Member(R"("action":)", n.action);
-    out.Replace('}');
+  // What was redacted (never the value); the member is left out when nothing was.
+  if (!redactions_.empty()) {
+    out.Lit("\"redactions\":[");
+    for (const RedactionNote& n : redactions_) {
+      out.Char('{');
+      out.Member(R"("direction":)",
+                 n.direction == Direction::kClientToServer ? "request" : "response");
+      out.Member(R"("ruleId":)", n.rule_id);
+      out.Member(R"("pointer":)", n.pointer);
+      out.Member(R"("action":)", n.action);
+      out.Replace('}');
+      out.Char(',');
+    }
+    out.Replace(']');
     out.Char(',');
   }
-  if (out.Last() == ',') {
-    out.Unwrite();
-  }
-  out.Lit(R"(],"cost":{"usd":)");
+  out.Lit(R"("cost":{"usd":)");
   out.Usd(cost_.usd);
   out.Lit(R"(,"inputTokens":)");
   out.Number(cost_.input_tokens);

@@ -5,19 +5,22 @@
 // producer (src/audit/audit_sink.h), which chains and signs it off the message path. The report
 // (README "Audit record"):
 //
-//   {"v":2,"invocationId":…,"bundleVersion":…,"method":…,
+//   {"v":3,"invocationId":…,"bundleVersion":…,"method":…,
 //    "tool":…,"server":…,"principal":{"tenant":…,"user":…,"agent":…},
 //    "outcome":"served"|"blocked"|"errored","error":{"code":N,"stage":…,"reasonCode":…}?,
-//    "decisions":[[stage,status,reasonCode,"observe"?]…],
+//    "decisions":[stage | [stage,status,reasonCode,"observe"?]…],
 //    "rateLimit":{"ruleId":…,"key":…,"retryAfterMs":N}?,
-//    "redactions":[{"direction":"request"|"response","ruleId":…,"pointer":…,"action":…}…],
+//    "redactions":[{"direction":"request"|"response","ruleId":…,"pointer":…,"action":…}…]?,
 //    "cost":{"usd":x,"inputTokens":N,"outputTokens":N},"latencyUs":N,"dispatched":bool}
 //
 // A decision row is an array, not an object: a governed call records about six, and their field
 // names would be a fifth of the record's bytes, which the audit writer hashes and writes. Its
 // decision id is "<invocationId>:<stage>" (the `decisionId` a refused client saw), so it is not
-// repeated; a fourth element "observe" marks a stage that ran in observe mode. (v1 wrote rows as
-// {"stage","status","reasonCode","enforced":false?} objects.)
+// repeated; a fourth element "observe" marks a stage that ran in observe mode. A routine pass
+// (Decision::routine: dispatch:dispatched, rate-limit:allowed, request-redaction:0, …) is the
+// stage's name alone, since its status and reason say nothing more. `redactions` is left out
+// when nothing was redacted. (v1 wrote rows as {"stage","status","reasonCode","enforced":false?}
+// objects; v2 wrote every row as an array and always wrote `redactions`.)
 // It never holds an argument or result value: what was redacted is named by rule and pointer.
 //
 // The stage does not render on the message path: OnComplete moves what the report says out of

@@ -128,7 +128,8 @@ Verdict RequestRedactionStage::OnRequest(MessageContext& ctx) {
       {.stage = name(),
        .status = changes > 0 ? "transform" : "allow",
        .reason_code = changes == 0 ? ReasonCode("request-redaction:0")
-                                   : ReasonCode(absl::StrCat("request-redaction:", changes))});
+                                   : ReasonCode(absl::StrCat("request-redaction:", changes)),
+       .routine = changes == 0});
   return Verdict::Continue();
 }
 

@@ -41,7 +41,8 @@ Verdict ResponseRedactionStage::OnResponse(MessageContext& ctx) {
       {.stage = name(),
        .status = changes > 0 ? "transform" : "allow",
        .reason_code = changes == 0 ? ReasonCode("response-redaction:0")
-                                   : ReasonCode(absl::StrCat("response-redaction:", changes))});
+                                   : ReasonCode(absl::StrCat("response-redaction:", changes)),
+       .routine = changes == 0});
   return Verdict::Continue();
 }
 

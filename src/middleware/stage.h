@@ -129,6 +129,9 @@ struct Decision {
   ReasonCode reason_code;   // e.g. policy-deny, rate-limit-exceeded
   // Its id is always "<invocation_id>:<stage>" (MessageContext::DecisionId), so it is not stored.
   bool enforced = true;  // false when the stage ran in observe mode
+  // A pass with nothing to note (dispatch:dispatched, rate-limit:allowed, …): the audit report
+  // writes such a row as the stage's name alone.
+  bool routine = false;
 };
 
 enum class Direction : uint8_t { kClientToServer, kServerToClient };

@@ -68,8 +68,10 @@ Verdict ToolFilterStage::OnRequest(MessageContext& ctx) {
   }
   std::string_view reason = last_.reason;
   if (reason.empty()) {
-    ctx.decisions.push_back(
-        {.stage = name(), .status = "allow", .reason_code = "tool-filter:allowed"});
+    ctx.decisions.push_back({.stage = name(),
+                             .status = "allow",
+                             .reason_code = "tool-filter:allowed",
+                             .routine = true});
     return Verdict::Continue();
   }
   // The message does not confirm the tool exists: a hidden tool looks like an unknown one.

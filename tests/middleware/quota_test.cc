@@ -518,7 +518,7 @@ TEST(QuotaChain, RefusesACallOnceTheCostStagesChargesReachTheBudget) {
   // A refused call costs nothing, so the spend stays where it was.
   EXPECT_DOUBLE_EQ(s.quota_state().SpentUsd("acme", s.wall()), 1.0);
   ASSERT_EQ(s.reports().size(), 3u);
-  EXPECT_THAT(s.reports()[0], HasSubstr(R"(["quota","allow","tenant-quota:allowed"])"));
+  EXPECT_THAT(s.reports()[0], HasSubstr(R"("decisions":["tool_filter","quota","dispatch"])"));
   EXPECT_THAT(s.reports()[2], HasSubstr(R"("outcome":"blocked","error":{"code":-32013,)"
                                         R"("stage":"quota","reasonCode":"tenant-quota"})"));
 }
