@@ -204,11 +204,8 @@ absl::Status Producer::Append(std::unique_ptr<DeferredJson> report) {
 
 std::unique_ptr<DeferredJson> Producer::TakeSpent() {
   uint64_t tail = tail_.load(std::memory_order_relaxed);
-  if (tail - cached_head_ > mask_) {
-    cached_head_ = head_.load(std::memory_order_acquire);
-    if (tail - cached_head_ > mask_) {
-      return nullptr;  // the slot's report is still queued
-    }
+  if (!HasRoom(tail)) {
+    return nullptr;  // the slot's report is still queued
   }
   // The writer is done with this slot: it released head_ past it after rendering.
   return std::move(slots_[tail & mask_].deferred);
@@ -222,16 +219,12 @@ absl::Status Producer::AppendSlot(Slot slot) {
     return sink_->StickyError();
   }
   uint64_t tail = tail_.load(std::memory_order_relaxed);
-  if (tail - cached_head_ > mask_) {
-    cached_head_ = head_.load(std::memory_order_acquire);
-    if (tail - cached_head_ > mask_) {
-      // Full: wait for the writer (backpressure). It is awake, since the queue is not empty.
-      blocked_.fetch_add(1, std::memory_order_relaxed);
-      sink_->Wake();
-      while (tail - cached_head_ > mask_) {
-        head_.wait(cached_head_, std::memory_order_acquire);
-        cached_head_ = head_.load(std::memory_order_acquire);
-      }
+  if (!HasRoom(tail)) {
+    // Full: wait for the writer (backpressure). It is awake, since the queue is not empty.
+    blocked_.fetch_add(1, std::memory_order_relaxed);
+    sink_->Wake();
+    while (!HasRoom(tail)) {
+      head_.wait(cached_head_, std::memory_order_acquire);
     }
   }
   Push(std::move(slot), tail);
@@ -244,14 +237,18 @@ bool Producer::TryAppend(std::string& report_json) {
     return false;
   }
   uint64_t tail = tail_.load(std::memory_order_relaxed);
-  if (tail - cached_head_ > mask_) {
-    cached_head_ = head_.load(std::memory_order_acquire);
-    if (tail - cached_head_ > mask_) {
-      return false;
-    }
+  if (!HasRoom(tail)) {
+    return false;
   }
   Push(Slot{.json = std::move(report_json)}, tail);
   return true;
+}
+
+bool Producer::HasRoom(uint64_t tail) {
+  if (tail - cached_head_ > mask_) {
+    cached_head_ = head_.load(std::memory_order_acquire);
+  }
+  return tail - cached_head_ <= mask_;
 }
 
 void Producer::Push(Slot&& slot, uint64_t tail) {

@@ -138,6 +138,9 @@ class Producer {
     std::unique_ptr<DeferredJson> deferred;  // one the writer renders (then left for TakeSpent)
   };
   absl::Status AppendSlot(Slot slot);
+  // True when the slot at `tail` is free (the writer has taken the report it held); reads the
+  // writer's head only when the cached one says the queue is full.
+  bool HasRoom(uint64_t tail);
   void Push(Slot&& slot, uint64_t tail);
 
   AuditSink* const sink_;
