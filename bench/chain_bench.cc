@@ -71,16 +71,19 @@ void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::
   uint64_t sequence = 0;
   middleware::RateLimitState rate_state;
   telemetry::Metrics metrics;
-  // The chain hands each report over unrendered (the audit writer renders it on its thread);
-  // keep the last one to size it, and time the rendering separately (BM_ReportRender).
-  std::unique_ptr<middleware::AuditReport> last_report;
-  middleware::ChainDeps deps{
-      .session_id = "0123456789abcdef",
-      .sequence = &sequence,
-      .clock = &clock,
-      .rate_state = &rate_state,
-      .metrics = &metrics,
-      .report = [&](std::unique_ptr<middleware::AuditReport> r) { last_report = std::move(r); }};
+  // The chain hands each report over unrendered: the audit producer packs it into its queue and
+  // the writer renders it on its own thread. Pack each one into a buffer, as the producer does;
+  // the rendering is timed separately (BM_ReportRender).
+  std::string packed;
+  middleware::ChainDeps deps{.session_id = "0123456789abcdef",
+                             .sequence = &sequence,
+                             .clock = &clock,
+                             .rate_state = &rate_state,
+                             .metrics = &metrics,
+                             .report = [&](const middleware::ReportDraft& draft) {
+                               packed.resize(draft.packed_size());
+                               draft.PackInto(packed.data());
+                             }};
   auto snapshot = *middleware::BuildChain(LoadBundle(full), deps);
   simdjson::padded_string request(request_text);
   simdjson::padded_string response(response_text);
@@ -91,9 +94,9 @@ void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::
   const bool render = measure == Measure::kRender;
   std::string rendered;
   for (auto _ : state) {
-    if (render && last_report != nullptr) {
+    if (render && !packed.empty()) {
       rendered.clear();
-      last_report->AppendTo(&rendered);
+      middleware::RenderPackedReport(packed, &rendered);
       benchmark::DoNotOptimize(rendered.data());
       continue;
     }
@@ -115,8 +118,10 @@ void RunExchange(benchmark::State& state, bool full, Measure measure = Measure::
     snapshot->chain.OnComplete(ctx);
     benchmark::DoNotOptimize(ctx.outcome);
   }
-  state.counters["report_B"] =
-      static_cast<double>(last_report != nullptr ? last_report->Json().size() : 0);
+  rendered.clear();
+  middleware::RenderPackedReport(packed, &rendered);
+  state.counters["report_B"] = static_cast<double>(rendered.size());
+  state.counters["packed_B"] = static_cast<double>(packed.size());
 }
 
 void BM_EnvelopeOnly_Baseline(benchmark::State& state) {

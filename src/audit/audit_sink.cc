@@ -36,7 +36,7 @@
 namespace mcpmw::audit {
 namespace {
 
-constexpr size_t kMaxQueueCapacity = size_t{1} << 20;
+constexpr size_t kMaxQueueCapacity = size_t{1} << 16;  // 32 MiB of slots
 constexpr size_t kHeaderReadBytes = 4096;
 constexpr size_t kTailChunkBytes = size_t{64} * 1024;
 
@@ -190,44 +190,39 @@ absl::Status NotAnAuditLog(std::string_view path, std::string_view why) {
 // Producer
 
 Producer::Producer(AuditSink* sink, size_t capacity)
-    : sink_(sink), mask_(capacity - 1), slots_(std::make_unique<Slot[]>(capacity)) {}
+    // Default-initialised: a slot's packed bytes are written before they are read.
+    : sink_(sink), mask_(capacity - 1), slots_(new Slot[capacity]) {}
 
 Producer::~Producer() = default;
 
 absl::Status Producer::Append(std::string report_json) {
-  return AppendSlot(Slot{.json = std::move(report_json)});
-}
-
-absl::Status Producer::Append(std::unique_ptr<DeferredJson> report) {
-  return AppendSlot(Slot{.deferred = std::move(report)});
-}
-
-std::unique_ptr<DeferredJson> Producer::TakeSpent() {
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
-  if (!HasRoom(tail)) {
-    return nullptr;  // the slot's report is still queued
+  uint64_t tail = 0;
+  if (absl::Status room = Reserve(&tail); !room.ok()) {
+    return room;
   }
-  // The writer is done with this slot: it released head_ past it after rendering.
-  return std::move(slots_[tail & mask_].deferred);
+  Slot& slot = slots_[tail & mask_];
+  slot.render = nullptr;
+  slot.json = std::move(report_json);
+  Publish(tail);
+  return absl::OkStatus();
 }
 
-absl::Status Producer::AppendSlot(Slot slot) {
+absl::Status Producer::Reserve(uint64_t* tail) {
   if (sink_->closed_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError("audit sink is closed");
   }
   if (sink_->failed_.load(std::memory_order_acquire)) {
     return sink_->StickyError();
   }
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
-  if (!HasRoom(tail)) {
+  *tail = tail_.load(std::memory_order_relaxed);
+  if (!HasRoom(*tail)) {
     // Full: wait for the writer (backpressure). It is awake, since the queue is not empty.
     blocked_.fetch_add(1, std::memory_order_relaxed);
     sink_->Wake();
-    while (!HasRoom(tail)) {
+    while (!HasRoom(*tail)) {
       head_.wait(cached_head_, std::memory_order_acquire);
     }
   }
-  Push(std::move(slot), tail);
   return absl::OkStatus();
 }
 
@@ -240,7 +235,10 @@ bool Producer::TryAppend(std::string& report_json) {
   if (!HasRoom(tail)) {
     return false;
   }
-  Push(Slot{.json = std::move(report_json)}, tail);
+  Slot& slot = slots_[tail & mask_];
+  slot.render = nullptr;
+  slot.json = std::move(report_json);
+  Publish(tail);
   return true;
 }
 
@@ -251,8 +249,7 @@ bool Producer::HasRoom(uint64_t tail) {
   return tail - cached_head_ <= mask_;
 }
 
-void Producer::Push(Slot&& slot, uint64_t tail) {
-  slots_[tail & mask_] = std::move(slot);
+void Producer::Publish(uint64_t tail) {
   // seq_cst pairs with the writer's idle_ store and tail loads (HasPending): either it sees this
   // report before sleeping, or this sees it idle and wakes it. A busy writer is left alone.
   tail_.store(tail + 1, std::memory_order_seq_cst);
@@ -592,18 +589,24 @@ size_t AuditSink::Drain() {
     uint64_t tail = producer->tail_.load(std::memory_order_acquire);
     uint64_t start = head;
     while (head < tail && batch_.size() < options_.max_batch_bytes) {
-      // Rendered in place: a deferred report stays in its slot for the producer to refill
-      // (TakeSpent); a string report's memory is freed.
       Producer::Slot& slot = producer->slots_[head & producer->mask_];
       if (timestamp.empty()) {
         timestamp = FormatTimestamp(options_.wall_clock());
       }
-      if (slot.deferred != nullptr && options_.trusted_reports) {
-        AppendRendered(*slot.deferred, timestamp);
-      } else if (slot.deferred != nullptr) {
-        rendered_.clear();
-        slot.deferred->AppendTo(&rendered_);
-        AppendRecord(rendered_, timestamp);
+      if (slot.render != nullptr) {
+        const bool inline_bytes = slot.packed_size <= Producer::kSlotBytes;
+        std::string_view packed =
+            inline_bytes ? std::string_view(slot.packed, slot.packed_size) : slot.json;
+        if (options_.trusted_reports) {
+          AppendRendered(slot.render, packed, timestamp);
+        } else {
+          rendered_.clear();
+          slot.render(packed, &rendered_);
+          AppendRecord(rendered_, timestamp);
+        }
+        if (!inline_bytes) {
+          slot.json = std::string();
+        }
       } else {
         AppendRecord(slot.json, timestamp);
         slot.json = std::string();
@@ -640,10 +643,11 @@ void AuditSink::AppendRecord(std::string& report, std::string_view timestamp) {
   EndRecord(line_start);
 }
 
-void AuditSink::AppendRendered(const DeferredJson& report, std::string_view timestamp) {
+void AuditSink::AppendRendered(PackedRenderer render, std::string_view packed,
+                               std::string_view timestamp) {
   size_t line_start = batch_.size();
   AppendRecordLinePrefix(chain_.next_seq, timestamp, chain_.prev_hash, &batch_);
-  report.AppendTo(&batch_);
+  render(packed, &batch_);
   batch_.push_back('}');
   EndRecord(line_start);
 }

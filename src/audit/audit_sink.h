@@ -1,13 +1,15 @@
 // mcpmw audit: the chained, signed, batched audit log writer.
 //
-// Last stop on the message path: chain.OnComplete ─► report stage ─► Producer::Append ─► (queue)
-// ─► writer thread ─► file. A reactor hands its finished MiddlewareExecutionReportV1 JSON to its
-// own Producer and goes on; one writer thread per sink drains every producer, numbers the
-// records in drain order, chains and signs them (format: record.h, FORMAT.md) and writes each
-// batch with one write(2), fsyncing as the FsyncPolicy says.
+// Last stop on the message path: chain.OnComplete ─► report stage ─► Producer::AppendPacked ─►
+// (queue) ─► writer thread ─► file. A reactor packs its finished report into its own Producer's
+// queue (or appends rendered JSON) and goes on; one writer thread per sink drains every
+// producer, renders packed reports, numbers the records in drain order, chains and signs them
+// (format: record.h, FORMAT.md) and writes each batch with one write(2), fsyncing as the
+// FsyncPolicy says.
 //
 // Guarantees:
-//   - Append takes no lock and makes no system call unless the writer is asleep (one futex
+//   - Append and AppendPacked take no lock and make no system call unless the writer is asleep (one
+//   futex
 //     wake) or the producer's queue is full. A full queue blocks the producer until the writer
 //     catches up (backpressure): an audit log that silently dropped records under load would not
 //     be an audit log. TryAppend is the non-blocking variant for callers that prefer to decide.
@@ -37,13 +39,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/audit/signer.h"
-#include "src/common/deferred_json.h"
 #include "src/common/fd.h"
 
 namespace simdjson::dom {
@@ -65,7 +67,8 @@ struct AuditOptions {
   FsyncPolicy fsync = FsyncPolicy::kPerSegment;
   // Records per signed segment (at least 1). Close() signs a shorter final segment.
   size_t segment_records = 1000;
-  // Reports each producer can hold before Append blocks; rounded up to a power of two.
+  // Reports each producer can hold before Append blocks; rounded up to a power of two. A slot
+  // is 512 bytes (a packed report lives in it), so the default queue is 2 MiB per producer.
   size_t queue_capacity = 4096;
   // A batch stops growing past this many bytes (about 55 records by default, ~40 µs of work);
   // bounds the writer's buffer. With more queued, the writer yields the CPU between batches, so
@@ -96,11 +99,18 @@ struct AuditOptions {
 
 class AuditSink;
 
-// A single-producer handle: exactly one thread at a time may call Append/TryAppend (typically
-// one reactor thread, for its whole life). Owned by its AuditSink; valid until the sink is
-// destroyed.
+// Appends the JSON of a report packed by its producer (Producer::AppendPacked): one value, on one
+// line. Called on the writer thread, with the bytes the producer's `pack` wrote.
+using PackedRenderer = void (*)(std::string_view packed, std::string* out);
+
+// A single-producer handle: exactly one thread at a time may call Append/TryAppend/AppendPacked
+// (typically one reactor thread, for its whole life). Owned by its AuditSink; valid until the
+// sink is destroyed.
 class Producer {
  public:
+  // Bytes a packed report takes in its queue slot; a larger one goes to a heap buffer.
+  static constexpr size_t kSlotBytes = 448;
+
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
   ~Producer();
@@ -110,38 +120,58 @@ class Producer {
   // {"mcpmw_invalid_report":"…"}). Blocks only while the queue is full. FailedPrecondition
   // after Close(); the sink's sticky write error after a write failure.
   absl::Status Append(std::string report_json);
-  // As Append, for a report the writer renders on its own thread (the producer's thread only
-  // moves a pointer). AppendTo must give one JSON value; it is checked like any other report
-  // unless the sink trusts its producers.
-  absl::Status Append(std::unique_ptr<DeferredJson> report);
 
-  // A deferred report the writer has finished with, for the producer to fill again and hand
-  // back to Append: refilling one reuses its buffers, so a steady stream of reports allocates
-  // nothing and no thread frees another's memory. Null when there is none (the queue has not
-  // wrapped yet, the next slot held a string report, or the queue is full). The writer leaves
-  // each rendered report in its slot for this, so a producer keeps up to queue_capacity of them
-  // alive.
-  std::unique_ptr<DeferredJson> TakeSpent();
+  // Queues a report the writer renders on its own thread: `pack(char* out)` writes exactly
+  // `size` bytes, and the writer hands them to `render`. They are written straight into the
+  // queue's slot (a heap buffer only when size > kSlotBytes), so a steady stream of packed
+  // reports allocates nothing, and the producer's thread only writes memory the writer reads
+  // next: nothing it must first fetch from the writer's cache. The rendered text is checked like
+  // any other report unless the sink trusts its producers. Blocks and fails as Append does.
+  template <typename Pack>
+  absl::Status AppendPacked(size_t size, PackedRenderer render, Pack&& pack) {
+    uint64_t tail = 0;
+    if (absl::Status room = Reserve(&tail); !room.ok()) {
+      return room;
+    }
+    Slot& slot = slots_[tail & mask_];
+    slot.render = render;
+    slot.packed_size = size;
+    if (size <= kSlotBytes) {
+      pack(slot.packed);
+    } else {
+      slot.json.resize(size);
+      pack(slot.json.data());
+    }
+    Publish(tail);
+    return absl::OkStatus();
+  }
 
   // As Append but never blocks: false (leaving `report_json` untouched) when the queue is full
   // or the sink is closed or failed.
   bool TryAppend(std::string& report_json);
 
-  // How many Append calls found the queue full and waited. Any thread.
+  // How many appends found the queue full and waited. Any thread.
   uint64_t blocked_appends() const { return blocked_.load(std::memory_order_relaxed); }
 
  private:
   friend class AuditSink;
   Producer(AuditSink* sink, size_t capacity);
-  struct Slot {
-    std::string json;                        // a rendered report, or
-    std::unique_ptr<DeferredJson> deferred;  // one the writer renders (then left for TakeSpent)
+  // One queued report. The writer leaves a slot it has taken with an empty `json`, so the
+  // producer can fill a packed one by writing its fields without reading what was there.
+  struct alignas(64) Slot {
+    PackedRenderer render = nullptr;  // set: a packed report of packed_size bytes
+    size_t packed_size = 0;
+    std::string json;  // a rendered report, or a packed one larger than kSlotBytes
+    char packed[kSlotBytes];
   };
-  absl::Status AppendSlot(Slot slot);
+  // Waits for room at the queue's tail (backpressure) and sets `*tail`; the sink's error when it
+  // is closed or has failed.
+  absl::Status Reserve(uint64_t* tail);
   // True when the slot at `tail` is free (the writer has taken the report it held); reads the
   // writer's head only when the cached one says the queue is full.
   bool HasRoom(uint64_t tail);
-  void Push(Slot&& slot, uint64_t tail);
+  // Hands the filled slot at `tail` to the writer.
+  void Publish(uint64_t tail);
 
   AuditSink* const sink_;
   const size_t mask_;
@@ -214,8 +244,8 @@ class AuditSink {
   // True when some known producer has reports the writer has not taken.
   bool HasPending() const;
   void AppendRecord(std::string& report, std::string_view timestamp);
-  // A trusted deferred report, rendered straight into the batch.
-  void AppendRendered(const DeferredJson& report, std::string_view timestamp);
+  // A trusted packed report, rendered straight into the batch.
+  void AppendRendered(PackedRenderer render, std::string_view packed, std::string_view timestamp);
   // Chains the record line batch_[line_start, end) and ends it; signs a full segment.
   void EndRecord(size_t line_start);
   void SignSegment();
@@ -244,7 +274,7 @@ class AuditSink {
   // Writer thread state.
   std::unique_ptr<simdjson::dom::parser> parser_;  // checks each report is JSON
   std::string batch_;
-  std::string rendered_;  // an untrusted deferred report's text, reused
+  std::string rendered_;  // an untrusted packed report's text, reused
   uint64_t batch_records_ = 0;
   uint64_t batch_signatures_ = 0;
   bool unsynced_ = false;                  // written since the last fdatasync

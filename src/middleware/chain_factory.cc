@@ -40,7 +40,7 @@ absl::StatusOr<std::shared_ptr<ChainSnapshot>> BuildChain(
   // The cost of a call is known only after cost's OnComplete: quota charges it here.
   stages.push_back(
       std::make_unique<QuotaSpendStage>(b, *deps.clock, deps.wall_clock, deps.quota_state));
-  stages.push_back(std::make_unique<ReportStage>(b, deps.report, deps.spent_reports));
+  stages.push_back(std::make_unique<ReportStage>(b, deps.report));
   std::vector<Chain::Entry> entries;
   for (std::unique_ptr<Stage>& s : stages) {
     Mode mode = b.ModeFor(s->name(), deps.tenant);

@@ -30,7 +30,6 @@ struct ChainDeps {
   RateLimitState* rate_state = nullptr;
   telemetry::Metrics* metrics = nullptr;  // may be null
   ReportSink report;                      // may be empty: no reports
-  SpentReports spent_reports;             // may be empty: every report is allocated
   std::string tenant;                     // the tenant whose modes apply
   // Tenant quota counters. May be null only for a bundle that sets no quota (BuildChain refuses
   // one that does: its quotas would silently not apply).

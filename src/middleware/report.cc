@@ -109,7 +109,21 @@ class Cursor {
 
 }  // namespace
 
+// The packed form of a report (ReportDraft::PackInto, RenderPackedReport): its values in the
+// order the JSON writes them, each string as a 4-byte length and its bytes, numbers as their
+// native bytes. Packing is a run of copies into memory the packer only writes (an audit queue
+// slot the writer read last), and rendering reads it front to back.
+//
+//   invocationId bundleVersion method tool server tenant user agent outcome   (strings)
+//   u8 rejected [i32 code, u8 has_deny [stage reasonCode]]
+//   u32 rows, each: u8 flags (kBareRow | kObserveRow) stage [status reasonCode]
+//   u8 limited [ruleId key u64 retryAfterMs]
+//   u32 redactions, each: u8 direction ruleId pointer action
+//   f64 usd, u64 inputTokens, u64 outputTokens, i64 latencyUs, u8 dispatched
 namespace {
+
+constexpr uint8_t kBareRow = 1;     // a routine pass in enforce mode: written as its stage alone
+constexpr uint8_t kObserveRow = 2;  // the stage ran in observe mode
 
 int64_t LatencyUs(const MessageContext& ctx) {
   return ctx.finished > ctx.started
@@ -118,122 +132,199 @@ int64_t LatencyUs(const MessageContext& ctx) {
              : 0;
 }
 
-}  // namespace
+// Counts the bytes a report packs to.
+class SizeCounter {
+ public:
+  void U8(uint8_t /*v*/) { size_ += 1; }
+  void U32(uint32_t /*v*/) { size_ += 4; }
+  void U64(uint64_t /*v*/) { size_ += 8; }
+  void F64(double /*v*/) { size_ += 8; }
+  void Str(std::string_view v) { size_ += 4 + v.size(); }
+  size_t size() const { return size_; }
 
-std::unique_ptr<AuditReport> AuditReport::Take(MessageContext& ctx,
-                                               std::string_view bundle_version) {
-  return Take(ctx, std::make_shared<const std::string>(bundle_version));
-}
+ private:
+  size_t size_ = 0;
+};
 
-std::unique_ptr<AuditReport> AuditReport::Take(
-    MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version) {
-  auto r = std::make_unique<AuditReport>();
-  r->Fill(ctx, bundle_version);
-  return r;
-}
-
-namespace {
-
-// `to` = `from`: copied into `to`'s buffer when it is large enough, else `from`'s is moved in.
-template <typename T>
-void Reuse(T& to, T& from) {
-  if (to.capacity() >= from.size()) {
-    to.assign(from.begin(), from.end());
-  } else {
-    to = std::move(from);
+// Writes them.
+class Packer {
+ public:
+  explicit Packer(char* out) : p_(out) {}
+  void U8(uint8_t v) { *p_++ = static_cast<char>(v); }
+  void U32(uint32_t v) { Put(&v, sizeof(v)); }
+  void U64(uint64_t v) { Put(&v, sizeof(v)); }
+  void F64(double v) { Put(&v, sizeof(v)); }
+  void Str(std::string_view v) {
+    U32(static_cast<uint32_t>(v.size()));
+    Put(v.data(), v.size());
   }
-}
 
-}  // namespace
-
-void AuditReport::Fill(MessageContext& ctx,
-                       const std::shared_ptr<const std::string>& bundle_version) {
-  Reuse(invocation_id_, ctx.invocation_id);
-  if (bundle_version_ != bundle_version) {
-    bundle_version_ = bundle_version;
+ private:
+  void Put(const void* bytes, size_t n) {
+    std::memcpy(p_, bytes, n);
+    p_ += n;
   }
-  Reuse(method_, ctx.method);
-  Reuse(tool_, ctx.tool_name);
-  server_.assign(ctx.server_id);
-  Reuse(principal_.tenant, ctx.principal.tenant);
-  Reuse(principal_.user, ctx.principal.user);
-  Reuse(principal_.agent, ctx.principal.agent);
-  outcome_ = ExchangeOutcome(ctx);
-  rejected_ = ctx.outcome.kind == Verdict::Kind::kReject;
-  error_code_ = ctx.outcome.code;
-  stopped_by_ = ctx.stopped_by;
-  Reuse(decisions_, ctx.decisions);
-  rate_.limited = ctx.rate.limited;
-  rate_.retry_after_ms = ctx.rate.retry_after_ms;
-  Reuse(rate_.rule_id, ctx.rate.rule_id);
-  Reuse(rate_.key, ctx.rate.key);
-  Reuse(redactions_, ctx.redactions);
-  cost_ = ctx.cost;
-  latency_us_ = LatencyUs(ctx);
-  dispatched_ = ctx.dispatched;
-}
+  char* p_;
+};
 
-std::unique_ptr<AuditReport> AuditReport::Copy(const MessageContext& ctx,
-                                               std::string_view bundle_version) {
-  MessageContext copy;
-  copy.invocation_id = ctx.invocation_id;
-  copy.method = ctx.method;
-  copy.tool_name = ctx.tool_name;
-  copy.server_id = ctx.server_id;
-  copy.principal.tenant = ctx.principal.tenant;
-  copy.principal.user = ctx.principal.user;
-  copy.principal.agent = ctx.principal.agent;
-  copy.outcome = ctx.outcome;
-  copy.dispatched = ctx.dispatched;
-  copy.upstream_error = ctx.upstream_error;
-  copy.stopped_by = ctx.stopped_by;
-  copy.decisions = ctx.decisions;
-  copy.rate = ctx.rate;
-  copy.redactions = ctx.redactions;
-  copy.cost = ctx.cost;
-  copy.started = ctx.started;
-  copy.finished = ctx.finished;
-  return Take(copy, bundle_version);
-}
-
-std::string AuditReport::Json() const {
-  std::string out;
-  AppendTo(&out);
-  return out;
-}
-
-void AuditReport::AppendTo(std::string* out_ptr) const {
-  Cursor out(out_ptr);
-  out.Lit("{\"v\":3,");
-  out.Member(R"("invocationId":)", invocation_id_);
-  out.Member(R"("bundleVersion":)",
-             bundle_version_ != nullptr ? std::string_view(*bundle_version_) : "");
-  out.Member(R"("method":)", method_);
-  if (!tool_.empty()) {
-    out.Member(R"("tool":)", tool_);
+// Reads them back. Reading past the end (a packing bug) yields zeros and empty strings, so the
+// report stays valid JSON.
+class Unpacker {
+ public:
+  explicit Unpacker(std::string_view packed)
+      : p_(packed.data()), end_(packed.data() + packed.size()) {}
+  uint8_t U8() {
+    uint8_t v = 0;
+    Get(&v, sizeof(v));
+    return v;
   }
-  out.Member(R"("server":)", server_);
-  out.Lit("\"principal\":{");
-  out.Member(R"("tenant":)", principal_.tenant);
-  out.Member(R"("user":)", principal_.user);
-  out.Member(R"("agent":)", principal_.agent);
-  out.Replace('}');
-  out.Char(',');
-  out.Member(R"("outcome":)", outcome_);
-  if (rejected_) {
+  uint32_t U32() {
+    uint32_t v = 0;
+    Get(&v, sizeof(v));
+    return v;
+  }
+  uint64_t U64() {
+    uint64_t v = 0;
+    Get(&v, sizeof(v));
+    return v;
+  }
+  double F64() {
+    double v = 0;
+    Get(&v, sizeof(v));
+    return v;
+  }
+  std::string_view Str() {
+    size_t n = U32();
+    if (static_cast<size_t>(end_ - p_) < n) {
+      p_ = end_;
+      return {};
+    }
+    std::string_view v(p_, n);
+    p_ += n;
+    return v;
+  }
+
+ private:
+  void Get(void* v, size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) {
+      p_ = end_;
+      return;
+    }
+    std::memcpy(v, p_, n);
+    p_ += n;
+  }
+  const char* p_;
+  const char* end_;
+};
+
+// Packs (Out = Packer) or sizes (Out = SizeCounter) what the report for `ctx` says.
+template <typename Out>
+void Pack(const MessageContext& ctx, std::string_view bundle_version, Out& out) {
+  out.Str(ctx.invocation_id);
+  out.Str(bundle_version);
+  out.Str(ctx.method);
+  out.Str(ctx.tool_name);
+  out.Str(ctx.server_id);
+  out.Str(ctx.principal.tenant);
+  out.Str(ctx.principal.user);
+  out.Str(ctx.principal.agent);
+  out.Str(ExchangeOutcome(ctx));
+  const bool rejected = ctx.outcome.kind == Verdict::Kind::kReject;
+  out.U8(rejected ? 1 : 0);
+  if (rejected) {
+    out.U32(static_cast<uint32_t>(ctx.outcome.code));
     // The deny row of the stage whose verdict took effect (none when mcpmw ended the exchange).
     const Decision* deny = nullptr;
-    for (const Decision& d : decisions_) {
-      if (!stopped_by_.empty() && d.stage == stopped_by_ && d.status == "deny") {
+    for (const Decision& d : ctx.decisions) {
+      if (!ctx.stopped_by.empty() && d.stage == ctx.stopped_by && d.status == "deny") {
         deny = &d;
       }
     }
-    out.Lit(R"("error":{"code":)");
-    out.Number(error_code_);
-    out.Char(',');
+    out.U8(deny != nullptr ? 1 : 0);
     if (deny != nullptr) {
-      out.Member(R"("stage":)", deny->stage);
-      out.Member(R"("reasonCode":)", deny->reason_code);
+      out.Str(deny->stage);
+      out.Str(deny->reason_code);
+    }
+  }
+  out.U32(static_cast<uint32_t>(ctx.decisions.size()));
+  for (const Decision& d : ctx.decisions) {
+    const bool bare = d.routine && d.enforced;
+    out.U8(static_cast<uint8_t>((bare ? kBareRow : 0) | (d.enforced ? 0 : kObserveRow)));
+    out.Str(d.stage);
+    if (!bare) {
+      out.Str(d.status);
+      out.Str(d.reason_code);
+    }
+  }
+  out.U8(ctx.rate.limited ? 1 : 0);
+  if (ctx.rate.limited) {
+    out.Str(ctx.rate.rule_id);
+    out.Str(ctx.rate.key);
+    out.U64(ctx.rate.retry_after_ms);
+  }
+  out.U32(static_cast<uint32_t>(ctx.redactions.size()));
+  for (const RedactionNote& n : ctx.redactions) {
+    out.U8(n.direction == Direction::kClientToServer ? 0 : 1);
+    out.Str(n.rule_id);
+    out.Str(n.pointer);
+    out.Str(n.action);
+  }
+  out.F64(ctx.cost.usd);
+  out.U64(ctx.cost.input_tokens);
+  out.U64(ctx.cost.output_tokens);
+  out.U64(static_cast<uint64_t>(LatencyUs(ctx)));
+  out.U8(ctx.dispatched ? 1 : 0);
+}
+
+size_t PackedSize(const MessageContext& ctx, std::string_view bundle_version) {
+  SizeCounter counter;
+  Pack(ctx, bundle_version, counter);
+  return counter.size();
+}
+
+}  // namespace
+
+ReportDraft::ReportDraft(const MessageContext& ctx, std::string_view bundle_version)
+    : ctx_(ctx), bundle_version_(bundle_version), packed_size_(PackedSize(ctx, bundle_version)) {}
+
+void ReportDraft::PackInto(char* out) const {
+  Packer packer(out);
+  Pack(ctx_, bundle_version_, packer);
+}
+
+std::string ReportDraft::Json() const {
+  std::string packed(packed_size_, '\0');
+  PackInto(packed.data());
+  std::string out;
+  RenderPackedReport(packed, &out);
+  return out;
+}
+
+void RenderPackedReport(std::string_view packed, std::string* out_ptr) {
+  Unpacker in(packed);
+  Cursor out(out_ptr);
+  out.Lit("{\"v\":3,");
+  out.Member(R"("invocationId":)", in.Str());
+  out.Member(R"("bundleVersion":)", in.Str());
+  out.Member(R"("method":)", in.Str());
+  if (std::string_view tool = in.Str(); !tool.empty()) {
+    out.Member(R"("tool":)", tool);
+  }
+  out.Member(R"("server":)", in.Str());
+  out.Lit("\"principal\":{");
+  out.Member(R"("tenant":)", in.Str());
+  out.Member(R"("user":)", in.Str());
+  out.Member(R"("agent":)", in.Str());
+  out.Replace('}');
+  out.Char(',');
+  out.Member(R"("outcome":)", in.Str());
+  if (in.U8() != 0) {
+    out.Lit(R"("error":{"code":)");
+    out.Number(static_cast<int32_t>(in.U32()));
+    out.Char(',');
+    if (in.U8() != 0) {
+      out.Member(R"("stage":)", in.Str());
+      out.Member(R"("reasonCode":)", in.Str());
     }
     out.Replace('}');
     out.Char(',');
@@ -242,19 +333,21 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
   // routine pass is its stage's name alone: a governed call records about six rows, most of
   // them passes, and their text was a third of the record.
   out.Lit("\"decisions\":[");
-  for (const Decision& d : decisions_) {
-    if (d.routine && d.enforced) {
-      out.Quoted(d.stage);
+  const uint32_t rows = in.U32();
+  for (uint32_t i = 0; i < rows; ++i) {
+    const uint8_t flags = in.U8();
+    if ((flags & kBareRow) != 0) {
+      out.Quoted(in.Str());
       out.Char(',');
       continue;
     }
     out.Char('[');
-    out.Quoted(d.stage);
+    out.Quoted(in.Str());
     out.Char(',');
-    out.Quoted(d.status);
+    out.Quoted(in.Str());
     out.Char(',');
-    out.Quoted(d.reason_code);
-    if (!d.enforced) {
+    out.Quoted(in.Str());
+    if ((flags & kObserveRow) != 0) {
       out.Lit(",\"observe\"");
     }
     out.Lit("],");
@@ -263,24 +356,23 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.Unwrite();
   }
   out.Lit("],");
-  if (rate_.limited) {
+  if (in.U8() != 0) {
     out.Lit("\"rateLimit\":{");
-    out.Member(R"("ruleId":)", rate_.rule_id);
-    out.Member(R"("key":)", rate_.key);
+    out.Member(R"("ruleId":)", in.Str());
+    out.Member(R"("key":)", in.Str());
     out.Lit("\"retryAfterMs\":");
-    out.Number(rate_.retry_after_ms);
+    out.Number(in.U64());
     out.Lit("},");
   }
   // What was redacted (never the value); the member is left out when nothing was.
-  if (!redactions_.empty()) {
+  if (const uint32_t notes = in.U32(); notes > 0) {
     out.Lit("\"redactions\":[");
-    for (const RedactionNote& n : redactions_) {
+    for (uint32_t i = 0; i < notes; ++i) {
       out.Char('{');
-      out.Member(R"("direction":)",
-                 n.direction == Direction::kClientToServer ? "request" : "response");
-      out.Member(R"("ruleId":)", n.rule_id);
-      out.Member(R"("pointer":)", n.pointer);
-      out.Member(R"("action":)", n.action);
+      out.Member(R"("direction":)", in.U8() == 0 ? "request" : "response");
+      out.Member(R"("ruleId":)", in.Str());
+      out.Member(R"("pointer":)", in.Str());
+      out.Member(R"("action":)", in.Str());
       out.Replace('}');
       out.Char(',');
     }
@@ -288,30 +380,24 @@ void AuditReport::AppendTo(std::string* out_ptr) const {
     out.Char(',');
   }
   out.Lit(R"("cost":{"usd":)");
-  out.Usd(cost_.usd);
+  out.Usd(in.F64());
   out.Lit(R"(,"inputTokens":)");
-  out.Number(cost_.input_tokens);
+  out.Number(in.U64());
   out.Lit(R"(,"outputTokens":)");
-  out.Number(cost_.output_tokens);
+  out.Number(in.U64());
   out.Lit(R"(},"latencyUs":)");
-  out.Number(latency_us_);
-  out.Raw(dispatched_ ? R"(,"dispatched":true})" : R"(,"dispatched":false})");
+  out.Number(static_cast<int64_t>(in.U64()));
+  out.Raw(in.U8() != 0 ? R"(,"dispatched":true})" : R"(,"dispatched":false})");
 }
 
 std::string ReportStage::Render(const MessageContext& ctx) const {
-  return AuditReport::Copy(ctx, bundle_.version)->Json();
+  return ReportDraft(ctx, bundle_.version).Json();
 }
 
 void ReportStage::OnComplete(MessageContext& ctx) {
-  if (!sink_) {
-    return;
+  if (sink_) {
+    sink_(ReportDraft(ctx, bundle_.version));
   }
-  std::unique_ptr<AuditReport> report = spent_ ? spent_() : nullptr;
-  if (report == nullptr) {
-    report = std::make_unique<AuditReport>();
-  }
-  report->Fill(ctx, version_);
-  sink_(std::move(report));
 }
 
 }  // namespace mcpmw::middleware

@@ -23,76 +23,53 @@
 // objects; v2 wrote every row as an array and always wrote `redactions`.)
 // It never holds an argument or result value: what was redacted is named by rule and pointer.
 //
-// The stage does not render on the message path: OnComplete moves what the report says out of
-// the finished exchange into an AuditReport and hands that over; the audit writer renders it on
-// its own thread (src/common/deferred_json.h).
+// The stage does not render on the message path: OnComplete hands its sink a ReportDraft, which
+// an audit producer packs (every value copied, in the order the report writes them) straight
+// into its queue, and the audit writer renders the packed bytes on its own thread
+// (RenderPackedReport).
 #pragma once
 
-#include <chrono>
-#include <cstdint>
+#include <cstddef>
 #include <functional>
-#include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
-#include "src/common/deferred_json.h"
 #include "src/middleware/stage.h"
 
 namespace mcpmw::middleware {
 
-// What one report says, owned (nothing points into the exchange, the message or the bundle), so
-// it can be rendered after the exchange is gone and on another thread.
-class AuditReport final : public DeferredJson {
+// A finished exchange's report, not yet rendered: what the report stage hands its sink. It views
+// the exchange, so a sink uses it during the call: packs it, to render later (an audit producer
+// renders on its writer thread), or renders it at once.
+class ReportDraft {
  public:
-  // Moves the strings and rows out of `ctx` (the exchange is over: OnComplete of the last stage).
-  static std::unique_ptr<AuditReport> Take(MessageContext& ctx, std::string_view bundle_version);
-  // As Take, sharing the bundle version text instead of copying it per report.
-  static std::unique_ptr<AuditReport> Take(
-      MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version);
-  // Copies instead, leaving `ctx` as it was.
-  static std::unique_ptr<AuditReport> Copy(const MessageContext& ctx,
-                                           std::string_view bundle_version);
+  ReportDraft(const MessageContext& ctx, std::string_view bundle_version);
 
-  // Makes this report say what `ctx` says, as Take would, reusing this report's buffers where
-  // they are large enough (a spent report handed back by the audit writer) and moving the
-  // exchange's otherwise.
-  void Fill(MessageContext& ctx, const std::shared_ptr<const std::string>& bundle_version);
-
-  void AppendTo(std::string* out) const override;
+  // How many bytes PackInto writes.
+  size_t packed_size() const { return packed_size_; }
+  // Writes exactly packed_size() bytes to `out`: every value the report holds, copied (no
+  // pointers), so RenderPackedReport can render them after the exchange is gone and on another
+  // thread.
+  void PackInto(char* out) const;
+  // The report's JSON: packed, then rendered.
   std::string Json() const;
 
  private:
-  std::string invocation_id_;
-  std::shared_ptr<const std::string> bundle_version_;  // set by Take
-  std::string method_;
-  std::string tool_;
-  std::string server_;
-  Principal principal_;
-  std::string_view outcome_;  // a literal: served | blocked | errored
-  bool rejected_ = false;
-  int error_code_ = 0;
-  std::string_view stopped_by_;  // a stage name (literal)
-  std::vector<Decision> decisions_;
-  RateOutcome rate_;
-  std::vector<RedactionNote> redactions_;
-  CostRecord cost_;
-  int64_t latency_us_ = 0;
-  bool dispatched_ = false;
+  const MessageContext& ctx_;
+  std::string_view bundle_version_;
+  size_t packed_size_;
 };
 
-using ReportSink = std::function<void(std::unique_ptr<AuditReport> report)>;
-// A report the sink has finished with, to fill again instead of allocating one; null when it
-// has none.
-using SpentReports = std::function<std::unique_ptr<AuditReport>()>;
+// Appends the JSON of a report packed by ReportDraft::PackInto (the whole of `packed`) to `out`,
+// on one line. An audit::PackedRenderer.
+void RenderPackedReport(std::string_view packed, std::string* out);
+
+using ReportSink = std::function<void(const ReportDraft& draft)>;
 
 class ReportStage final : public Stage {
  public:
-  ReportStage(const policy::Bundle& bundle, ReportSink sink, SpentReports spent = nullptr)
-      : bundle_(bundle),
-        sink_(std::move(sink)),
-        spent_(std::move(spent)),
-        version_(std::make_shared<const std::string>(bundle.version)) {}
+  ReportStage(const policy::Bundle& bundle, ReportSink sink)
+      : bundle_(bundle), sink_(std::move(sink)) {}
 
   std::string_view name() const override { return "report"; }
   FactSet reads() const override { return Facts({Fact::kInvocation}); }
@@ -106,8 +83,6 @@ class ReportStage final : public Stage {
  private:
   const policy::Bundle& bundle_;
   ReportSink sink_;
-  SpentReports spent_;
-  std::shared_ptr<const std::string> version_;  // bundle_.version, shared by every report
 };
 
 }  // namespace mcpmw::middleware

@@ -75,17 +75,14 @@ absl::Status Governance::Rebuild() {
   deps.tenant =
       options_.claimed.tenant.empty() ? store_.current()->identity.tenant : options_.claimed.tenant;
   if (producer_ != nullptr) {
-    deps.report = [this](std::unique_ptr<middleware::AuditReport> report) {
+    // Packed straight into the producer's queue; the audit writer renders it.
+    deps.report = [this](const middleware::ReportDraft& draft) {
       ++reports_appended_;
-      if (absl::Status s = producer_->Append(std::move(report)); !s.ok()) {
+      absl::Status s = producer_->AppendPacked(draft.packed_size(), &middleware::RenderPackedReport,
+                                               [&draft](char* out) { draft.PackInto(out); });
+      if (!s.ok()) {
         LogError("audit: ", s.message());
       }
-    };
-    // Reports the writer has rendered come back to be filled again (every report this producer
-    // gets is an AuditReport).
-    deps.spent_reports = [this]() -> std::unique_ptr<middleware::AuditReport> {
-      return std::unique_ptr<middleware::AuditReport>(
-          static_cast<middleware::AuditReport*>(producer_->TakeSpent().release()));
     };
   }
   MCPMW_ASSIGN_OR_RETURN(current_, middleware::BuildChain(store_.current(), deps));

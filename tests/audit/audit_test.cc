@@ -5,12 +5,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "src/audit/record.h"
 #include "src/audit/signer.h"
 #include "src/audit/verify.h"
+#include "src/common/strings.h"
 #include "tests/common/temp_dir.h"
 
 namespace mcpmw::audit {
@@ -568,57 +571,46 @@ TEST(AuditSink, FlushWritesEverythingAppendedBeforeIt) {
   EXPECT_EQ(closed.segments, 1u);
 }
 
-// A report rendered by the writer, recording which thread rendered it.
-class ThreadReport final : public DeferredJson {
- public:
-  ThreadReport(std::string json, std::thread::id* rendered_on)
-      : json_(std::move(json)), rendered_on_(rendered_on) {}
-  void AppendTo(std::string* out) const override {
-    *rendered_on_ = std::this_thread::get_id();
-    out->append(json_);
-  }
+// Renders packed bytes as {"packed":"<bytes>"}, recording the thread it ran on.
+std::atomic<std::thread::id> packed_rendered_on;
+void RenderPackedText(std::string_view packed, std::string* out) {
+  packed_rendered_on = std::this_thread::get_id();
+  absl::StrAppend(out, R"({"packed":")", Sv(packed), "\"}");
+}
+// Renders them as they are.
+void RenderPackedAsIs(std::string_view packed, std::string* out) { out->append(packed); }
 
- private:
-  std::string json_;
-  std::thread::id* rendered_on_;
-};
+// Appends `text` packed, to be rendered by `render`.
+absl::Status AppendPackedText(Producer& producer, std::string_view text,
+                              PackedRenderer render = &RenderPackedText) {
+  return producer.AppendPacked(text.size(), render,
+                               [text](char* out) { std::memcpy(out, text.data(), text.size()); });
+}
 
-TEST(AuditSink, RendersADeferredReportOnTheWriterThreadIntoTheChain) {
+TEST(AuditSink, RendersAPackedReportOnTheWriterThreadIntoTheChain) {
   std::string path = TempDir() + "/audit.jsonl";
   absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(Options(path, HmacSigner()));
   ASSERT_TRUE(sink.ok()) << sink.status();
   Producer* producer = *(*sink)->NewProducer();
-  std::thread::id rendered_on;
+  packed_rendered_on = std::thread::id();
   ASSERT_TRUE(producer->Append(Report(0)).ok());
-  ASSERT_TRUE(
-      producer->Append(std::make_unique<ThreadReport>(R"({"deferred":1})", &rendered_on)).ok());
-  ASSERT_TRUE(producer->Append(std::make_unique<ThreadReport>("not json", &rendered_on)).ok());
+  ASSERT_TRUE(AppendPackedText(*producer, "one").ok());
+  ASSERT_TRUE(AppendPackedText(*producer, "not json", &RenderPackedAsIs).ok());
   ASSERT_TRUE((*sink)->Close().ok());
 
-  EXPECT_NE(rendered_on, std::thread::id());
-  EXPECT_NE(rendered_on, std::this_thread::get_id());
+  EXPECT_NE(packed_rendered_on.load(), std::thread::id());
+  EXPECT_NE(packed_rendered_on.load(), std::this_thread::get_id());
   std::vector<std::string> lines = Lines(ReadFile(path));
   ASSERT_EQ(lines.size(), 5u);  // header, three records, one signature
-  EXPECT_THAT(lines[2], testing::HasSubstr(R"(,"report":{"deferred":1}})"));
-  // An untrusting sink checks a deferred report like any other.
+  EXPECT_THAT(lines[2], testing::HasSubstr(R"(,"report":{"packed":"one"}})"));
+  // An untrusting sink checks a packed report like any other.
   EXPECT_THAT(lines[3], testing::HasSubstr(R"("report":{"mcpmw_invalid_report":"bm90IGpzb24="}})"));
   VerifyReport verified = VerifyText(ReadFile(path));
   EXPECT_TRUE(verified.ok) << verified.reason;
   EXPECT_EQ(verified.records, 3u);
 }
 
-// A report whose text can be changed between uses, as a recycled report is refilled.
-class MutableReport final : public DeferredJson {
- public:
-  explicit MutableReport(int n) : n_(n) {}
-  void set(int n) { n_ = n; }
-  void AppendTo(std::string* out) const override { out->append(Report(n_)); }
-
- private:
-  int n_;
-};
-
-TEST(AuditSink, HandsRenderedReportsBackToTheirProducerToFillAgain) {
+TEST(AuditSink, ReusesItsSlotsForPackedReportsOfAnySizeInOrder) {
   std::string path = TempDir() + "/audit.jsonl";
   AuditOptions options = Options(path, HmacSigner());
   options.queue_capacity = 4;
@@ -626,33 +618,25 @@ TEST(AuditSink, HandsRenderedReportsBackToTheirProducerToFillAgain) {
   absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(std::move(options));
   ASSERT_TRUE(sink.ok()) << sink.status();
   Producer* producer = *(*sink)->NewProducer();
-  // Nothing has been rendered yet: there is nothing to hand back.
-  EXPECT_EQ(producer->TakeSpent(), nullptr);
 
-  std::vector<const DeferredJson*> first_round;
-  for (int i = 0; i < 4; ++i) {
-    auto report = std::make_unique<MutableReport>(i);
-    first_round.push_back(report.get());
-    ASSERT_TRUE(producer->Append(std::move(report)).ok());
+  // Three rounds through a four-slot queue: packed reports that fit their slot, ones too large
+  // for it (kept on the heap), and string reports, so each slot holds each kind in turn.
+  std::vector<std::string> texts;
+  for (int i = 0; i < 12; ++i) {
+    std::string text = absl::StrCat("r", i, "-");
+    if (i % 3 == 1) {
+      text.append(Producer::kSlotBytes + 100 * static_cast<size_t>(i), 'x');
+    }
+    texts.push_back(text);
+    if (i % 3 == 2) {
+      ASSERT_TRUE(producer->Append(absl::StrCat(R"({"packed":")", text, "\"}")).ok());
+    } else {
+      ASSERT_TRUE(AppendPackedText(*producer, text).ok());
+    }
+    if (i % 4 == 3) {
+      ASSERT_TRUE((*sink)->Flush().ok());
+    }
   }
-  ASSERT_TRUE((*sink)->Flush().ok());
-  // The queue has wrapped: each next slot holds a report the writer is done with, in order.
-  for (int i = 4; i < 8; ++i) {
-    std::unique_ptr<DeferredJson> spent = producer->TakeSpent();
-    ASSERT_NE(spent, nullptr) << i;
-    EXPECT_EQ(spent.get(), first_round[i - 4]);
-    static_cast<MutableReport*>(spent.get())->set(i);
-    ASSERT_TRUE(producer->Append(std::move(spent)).ok());
-  }
-  // A string report leaves nothing behind to hand back.
-  ASSERT_TRUE((*sink)->Flush().ok());
-  ASSERT_TRUE(producer->Append(Report(8)).ok());
-  ASSERT_TRUE((*sink)->Flush().ok());
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_NE(producer->TakeSpent(), nullptr) << i;
-    ASSERT_TRUE(producer->Append(Report(9 + i)).ok());
-  }
-  EXPECT_EQ(producer->TakeSpent(), nullptr);
   ASSERT_TRUE((*sink)->Close().ok());
 
   // Every record says what its report said when it was appended.
@@ -660,7 +644,9 @@ TEST(AuditSink, HandsRenderedReportsBackToTheirProducerToFillAgain) {
   ASSERT_EQ(lines.size(), 1u + 12u + 2u);  // header, 12 records, signatures after 10 and 12
   for (int i = 0; i < 12; ++i) {
     size_t line = i < 10 ? 1 + i : 2 + i;
-    EXPECT_THAT(lines[line], testing::HasSubstr(absl::StrCat(R"("report":)", Report(i), "}"))) << i;
+    EXPECT_THAT(lines[line],
+                testing::EndsWith(absl::StrCat(R"("report":{"packed":")", texts[i], "\"}}")))
+        << i;
   }
   VerifyReport verified = VerifyText(ReadFile(path));
   EXPECT_TRUE(verified.ok) << verified.reason;

@@ -63,9 +63,7 @@ class Session {
     deps_.rate_state = &rate_state;
     deps_.metrics = &metrics;
     if (keep == Reports::kCollect) {
-      deps_.report = [this](std::unique_ptr<AuditReport> report) {
-        reports.push_back(report->Json());
-      };
+      deps_.report = [this](const ReportDraft& draft) { reports.push_back(draft.Json()); };
     }
     deps_.tenant = std::move(tenant);
     Load(bundle_json);

@@ -429,7 +429,7 @@ class GovernedSession {
              .quota_state = &quota_state_,
              .wall_clock = [this] { return wall_; }};
     if (keep == Reports::kCollect) {
-      deps_.report = [this](std::unique_ptr<AuditReport> r) { reports_.push_back(r->Json()); };
+      deps_.report = [this](const ReportDraft& d) { reports_.push_back(d.Json()); };
     }
     absl::StatusOr<std::shared_ptr<ChainSnapshot>> built = BuildChain(bundle_, deps_);
     EXPECT_TRUE(built.ok()) << built.status();

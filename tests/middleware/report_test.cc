@@ -233,50 +233,72 @@ TEST(ReportStage, EscapesStringsAndOmitsTheToolOutsideToolsCall) {
   EXPECT_EQ(r.Count("/decisions"), 0u);
 }
 
-TEST(ReportStage, FillsASpentReportWithWhatTheNewExchangeSaysAndNothingOlder) {
+TEST(ReportStage, PacksWhatTheExchangeSaidIntoBytesThatRenderAfterTheExchangeIsGone) {
   absl::StatusOr<std::shared_ptr<const policy::Bundle>> bundle =
       policy::ParseBundle(R"({"bundleVersion":"v"})");
   ASSERT_TRUE(bundle.ok());
-  std::unique_ptr<AuditReport> last;
-  std::unique_ptr<AuditReport> spent;
-  ReportStage stage(
-      **bundle, [&](std::unique_ptr<AuditReport> report) { last = std::move(report); },
-      [&] { return std::move(spent); });
+  std::string packed;
+  ReportStage stage(**bundle, [&](const ReportDraft& draft) {
+    // One byte past the end, to show the draft writes exactly what it said it would.
+    packed.assign(draft.packed_size() + 1, '\x5a');
+    draft.PackInto(packed.data());
+    EXPECT_EQ(packed.back(), '\x5a');
+    packed.pop_back();
+  });
 
-  MessageContext first;
-  first.invocation_id = "a-long-invocation-id-0001";
-  first.method = "tools/call";
-  first.tool_name = "a-tool-with-a-long-name";
-  first.principal = {.tenant = "acme-corporation", .user = "alice", .agent = "planner"};
-  first.outcome = Verdict::Reject(-32013, "limited");
-  first.stopped_by = "rate_limit";
-  first.decisions = {{.stage = "rate_limit", .status = "deny", .reason_code = "rate-limited"}};
-  first.rate = {.limited = true, .retry_after_ms = 900, .rule_id = "per-user", .key = "acme"};
-  first.redactions = {{.rule_id = "mail", .pointer = "/to", .action = "mask"}};
-  stage.OnComplete(first);
-  ASSERT_NE(last, nullptr);
-  const AuditReport* reused = last.get();
+  std::string expected;
+  {
+    MessageContext ctx;
+    ctx.invocation_id = "a-long-invocation-id-0001";
+    ctx.method = "tools/call";
+    ctx.tool_name = "a-tool-with-a-long-name";
+    ctx.principal = {.tenant = "acme-corporation", .user = "alice", .agent = "planner"};
+    ctx.outcome = Verdict::Reject(-32013, "limited");
+    ctx.stopped_by = "rate_limit";
+    ctx.decisions = {{.stage = "policy", .status = "allow", .reason_code = std::string("ok")},
+                     {.stage = "tool_filter", .status = "allow", .routine = true},
+                     {.stage = "rate_limit", .status = "deny", .reason_code = "rate-limited"}};
+    ctx.rate = {.limited = true, .retry_after_ms = 900, .rule_id = "per-user", .key = "acme"};
+    ctx.redactions = {{.direction = Direction::kServerToClient,
+                       .rule_id = "mail",
+                       .pointer = "/to",
+                       .action = "mask"}};
+    ctx.cost = {.input_tokens = 7, .output_tokens = 9, .usd = 0.25};
+    ctx.dispatched = false;
+    expected = stage.Render(ctx);
+    stage.OnComplete(ctx);
+  }
+  ASSERT_FALSE(packed.empty());
+  std::string rendered;
+  RenderPackedReport(packed, &rendered);
+  EXPECT_EQ(rendered, expected);
+  Report r(rendered);
+  EXPECT_EQ(r.Str("/tool"), "a-tool-with-a-long-name");
+  EXPECT_EQ(r.Str("/principal/tenant"), "acme-corporation");
+  EXPECT_EQ(r.Int("/error/code"), -32013);
+  EXPECT_EQ(r.Str("/error/stage"), "rate_limit");
+  EXPECT_EQ(r.Str("/decisions/0/2"), "ok");
+  EXPECT_EQ(r.Str("/decisions/1"), "tool_filter");
+  EXPECT_EQ(r.Int("/rateLimit/retryAfterMs"), 900);
+  EXPECT_EQ(r.Str("/redactions/0/direction"), "response");
+  EXPECT_EQ(r.Int("/cost/outputTokens"), 9);
+}
 
-  MessageContext second;
-  second.invocation_id = "b-1";
-  second.method = "ping";
-  second.principal.user = "bob";
-  const std::string expected = stage.Render(second);
-  spent.reset(last.release());
-  stage.OnComplete(second);
-  ASSERT_NE(last, nullptr);
-  EXPECT_EQ(last.get(), reused);  // filled again, not allocated
-  EXPECT_EQ(last->Json(), expected);
-  EXPECT_THAT(expected, Not(HasSubstr("acme")));
-  EXPECT_THAT(expected, Not(HasSubstr("rateLimit")));
-
-  // Without a spent report it allocates one.
-  MessageContext third;
-  third.invocation_id = "c-1";
-  third.method = "ping";
-  stage.OnComplete(third);
-  ASSERT_NE(last, nullptr);
-  EXPECT_THAT(last->Json(), HasSubstr(R"("invocationId":"c-1")"));
+TEST(ReportStage, RendersCutShortPackedBytesAsValidJsonWithEmptyValues) {
+  MessageContext ctx;
+  ctx.invocation_id = "s-1";
+  ctx.method = "tools/call";
+  ctx.decisions = {{.stage = "policy", .status = "deny", .reason_code = "no"}};
+  ReportDraft draft(ctx, "v");
+  std::string packed(draft.packed_size(), '\0');
+  draft.PackInto(packed.data());
+  for (size_t cut : {size_t{0}, size_t{3}, packed.size() / 2, packed.size() - 1}) {
+    std::string rendered;
+    RenderPackedReport(std::string_view(packed).substr(0, cut), &rendered);
+    Report r(rendered);
+    EXPECT_TRUE(r.Has("/invocationId")) << cut;
+    EXPECT_TRUE(r.Has("/dispatched")) << cut;
+  }
 }
 
 // A report stage on a bundle that decides nothing, and a tools/call exchange to fill in.
