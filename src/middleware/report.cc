@@ -161,8 +161,10 @@ class Packer {
 
  private:
   void Put(const void* bytes, size_t n) {
-    std::memcpy(p_, bytes, n);
-    p_ += n;
+    if (n > 0) {  // an empty view's data may be null, which memcpy must not be given
+      std::memcpy(p_, bytes, n);
+      p_ += n;
+    }
   }
   char* p_;
 };
@@ -197,7 +199,7 @@ class Unpacker {
     size_t n = U32();
     if (static_cast<size_t>(end_ - p_) < n) {
       p_ = end_;
-      return {};
+      return "";  // not a null view: it is copied with memcpy
     }
     std::string_view v(p_, n);
     p_ += n;
