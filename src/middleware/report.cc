@@ -175,26 +175,10 @@ class Unpacker {
  public:
   explicit Unpacker(std::string_view packed)
       : p_(packed.data()), end_(packed.data() + packed.size()) {}
-  uint8_t U8() {
-    uint8_t v = 0;
-    Get(&v, sizeof(v));
-    return v;
-  }
-  uint32_t U32() {
-    uint32_t v = 0;
-    Get(&v, sizeof(v));
-    return v;
-  }
-  uint64_t U64() {
-    uint64_t v = 0;
-    Get(&v, sizeof(v));
-    return v;
-  }
-  double F64() {
-    double v = 0;
-    Get(&v, sizeof(v));
-    return v;
-  }
+  uint8_t U8() { return Get<uint8_t>(); }
+  uint32_t U32() { return Get<uint32_t>(); }
+  uint64_t U64() { return Get<uint64_t>(); }
+  double F64() { return Get<double>(); }
   std::string_view Str() {
     size_t n = U32();
     if (static_cast<size_t>(end_ - p_) < n) {
@@ -207,13 +191,16 @@ class Unpacker {
   }
 
  private:
-  void Get(void* v, size_t n) {
-    if (static_cast<size_t>(end_ - p_) < n) {
+  template <typename T>
+  T Get() {
+    T v{};
+    if (static_cast<size_t>(end_ - p_) < sizeof(T)) {
       p_ = end_;
-      return;
+      return v;
     }
-    std::memcpy(v, p_, n);
-    p_ += n;
+    std::memcpy(&v, p_, sizeof(T));
+    p_ += sizeof(T);
+    return v;
   }
   const char* p_;
   const char* end_;
