@@ -8,11 +8,11 @@
 // FsyncPolicy says.
 //
 // Guarantees:
-//   - Append and AppendPacked take no lock and make no system call unless the writer is asleep (one
-//   futex
-//     wake) or the producer's queue is full. A full queue blocks the producer until the writer
-//     catches up (backpressure): an audit log that silently dropped records under load would not
-//     be an audit log. TryAppend is the non-blocking variant for callers that prefer to decide.
+//   - Append and AppendPacked take no lock and make no system call unless the writer is asleep
+//     (one futex wake) or the producer's queue is full. A full queue blocks the producer until
+//     the writer catches up (backpressure): an audit log that silently dropped records under
+//     load would not be an audit log. TryAppend is the non-blocking variant for callers that
+//     prefer to decide.
 //   - Records from one producer keep their order; records from different producers interleave
 //     in drain order, and seq numbers that order.
 //   - Flush() returns once every record appended (on any producer) before the call is written,
