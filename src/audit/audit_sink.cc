@@ -200,10 +200,7 @@ absl::Status Producer::Append(std::string report_json) {
   if (absl::Status room = Reserve(&tail); !room.ok()) {
     return room;
   }
-  Slot& slot = slots_[tail & mask_];
-  slot.render = nullptr;
-  slot.json = std::move(report_json);
-  Publish(tail);
+  PublishJson(tail, std::move(report_json));
   return absl::OkStatus();
 }
 
@@ -235,10 +232,7 @@ bool Producer::TryAppend(std::string& report_json) {
   if (!HasRoom(tail)) {
     return false;
   }
-  Slot& slot = slots_[tail & mask_];
-  slot.render = nullptr;
-  slot.json = std::move(report_json);
-  Publish(tail);
+  PublishJson(tail, std::move(report_json));
   return true;
 }
 
@@ -247,6 +241,13 @@ bool Producer::HasRoom(uint64_t tail) {
     cached_head_ = head_.load(std::memory_order_acquire);
   }
   return tail - cached_head_ <= mask_;
+}
+
+void Producer::PublishJson(uint64_t tail, std::string report_json) {
+  Slot& slot = slots_[tail & mask_];
+  slot.render = nullptr;
+  slot.json = std::move(report_json);
+  Publish(tail);
 }
 
 void Producer::Publish(uint64_t tail) {

@@ -172,6 +172,8 @@ class Producer {
   bool HasRoom(uint64_t tail);
   // Hands the filled slot at `tail` to the writer.
   void Publish(uint64_t tail);
+  // Fills the slot at `tail` with a rendered report and publishes it.
+  void PublishJson(uint64_t tail, std::string report_json);
 
   AuditSink* const sink_;
   const size_t mask_;
