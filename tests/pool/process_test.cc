@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -241,13 +243,24 @@ TEST_F(ProcessTest, SpawnClosesEveryDescriptorAboveStdio) {
   ::close(leaked[1]);
   ASSERT_GT(child.pid, 0);
 
-  // Spawn returns after exec succeeded, so the table is the server's own.
+  // Spawn returns after exec succeeded, so the table is the server's own. Right after exec the
+  // dynamic loader may briefly hold a library open (it closes it within milliseconds); an
+  // inherited descriptor would stay for the whole `sleep 30`, so look until the table is stdio
+  // only, for up to two seconds.
+  const std::set<std::string> stdio{"0", "1", "2"};
   std::set<std::string> fds;
-  for (const auto& entry :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(child.pid) + "/fd")) {
-    fds.insert(entry.path().filename());
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    fds.clear();
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child.pid) + "/fd")) {
+      fds.insert(entry.path().filename());
+    }
+    if (fds == stdio) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_EQ(fds, (std::set<std::string>{"0", "1", "2"}));
+  EXPECT_EQ(fds, stdio);
   KillAndReap(child);
 }
 
