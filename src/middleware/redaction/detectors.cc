@@ -7,6 +7,10 @@
 #include <cstring>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "re2/re2.h"
@@ -29,6 +33,9 @@ enum : Classes {
   kSep = 1 << 7,       // ':' '='
   kCapitalA = 1 << 8,  // 'A' (AKIA, ASIA, AIza)
   kCapitalJ = 1 << 9,  // 'J' (a JWT starts eyJ)
+  // Not a byte class: 13 or more bytes in a row that are digits, spaces or dashes, which every
+  // card number spans (13-19 digits with single separators). Set by ClassesOf only.
+  kCardRun = 1 << 10,
 };
 
 constexpr std::array<Classes, 256> MakeClassTable() {
@@ -138,6 +145,24 @@ size_t FirstLane(V16 hit) {
     return 8 + static_cast<size_t>(std::countr_zero(half[1])) / 8;
   }
   return sizeof(V16);
+}
+
+// Bit k set when lane k holds: one bit per byte, SSE2's movemask on x86-64, elsewhere the low bit
+// of each lane gathered by a multiply (lane k is byte k of the words: callers use it on a
+// little-endian machine only).
+uint32_t LaneBits(V16 lanes) {
+#if defined(__SSE2__)
+  __m128i v;
+  std::memcpy(&v, &lanes, sizeof(v));
+  return static_cast<uint32_t>(_mm_movemask_epi8(v));
+#else
+  uint64_t half[2];
+  std::memcpy(half, &lanes, sizeof(half));
+  auto gather = [](uint64_t h) {
+    return static_cast<uint32_t>(((h & 0x0101010101010101ULL) * 0x0102040810204080ULL) >> 56);
+  };
+  return gather(half[0]) | (gather(half[1]) << 8);
+#endif
 }
 
 V16 DigitLanes(V16 v) { return (V16)(static_cast<V16>(v - '0') < 10); }
@@ -836,7 +861,7 @@ struct FixedKind {
 
 const FixedKind& Fixed(DetectorKind kind) {
   static constexpr FixedKind kEmail{FindEmails, 6, kAt | kDot, 0};
-  static constexpr FixedKind kCard{FindCards, 13, kDigit, 0};
+  static constexpr FixedKind kCard{FindCards, 13, kDigit | kCardRun, 0};
   static constexpr FixedKind kSsn{FindSsns, 11, kDigit | kDash, 0};
   static constexpr FixedKind kIban{FindIbans, 15, kDigit | kUpper, 0};
   static constexpr FixedKind kCloud{FindCloudKeys, 15, 0, kCapitalA | kUnderscore | kDash | kSep};
@@ -862,15 +887,26 @@ const FixedKind& Fixed(DetectorKind kind) {
   return kPrivateKey;
 }
 
-// The classes present in `text`. Sixteen bytes at a time, each class a compare (or two) OR-ed
-// into its own lane mask, so the loop has no table lookups and no dependency between bytes;
-// a tail shorter than a block is read as the last sixteen bytes (overlap does not matter to an
-// OR), and only text shorter than one block goes through kClass. GCC/Clang vector extensions:
-// SSE2 on x86-64, NEON on arm64.
+// Bit k of the result set when bits k..k+12 of `bits` all are: where a run of 13 starts.
+uint64_t RunsOf13(uint64_t bits) {
+  uint64_t r = bits & (bits >> 1);  // runs of 2
+  r &= r >> 2;                      // 4
+  r &= r >> 4;                      // 8
+  return r & (r >> 5);              // 13
+}
+
+bool IsCardRunByte(char c) { return IsDigit(c) || c == ' ' || c == '-'; }
+
+// The classes present in `text`, and kCardRun. Sixteen bytes at a time, each class a compare (or
+// two) OR-ed into its own lane mask, so the loop has no table lookups and no dependency between
+// bytes; a tail shorter than a block is read as the last sixteen bytes (overlap does not matter
+// to an OR), and only text shorter than one block goes through kClass. kCardRun keeps the
+// card-class bits of the last 64 bytes read (the tail's overlap shifted out) and looks for 13
+// set in a row. GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64.
 Classes ClassesOf(std::string_view text) {
   size_t i = 0;
   Classes seen = 0;
-  if (text.size() >= sizeof(V16)) {
+  if (text.size() >= sizeof(V16) && std::endian::native == std::endian::little) {
     V16 digit{};
     V16 upper{};
     V16 at{};
@@ -881,33 +917,48 @@ Classes ClassesOf(std::string_view text) {
     V16 sep{};
     V16 capital_a{};
     V16 capital_j{};
+    uint64_t window = 0;  // card-class bits of the last 64 bytes, the newest in the top bits
+    uint64_t runs = 0;
     for (bool last = false; !last; i += sizeof(V16)) {
+      size_t fresh = sizeof(V16);  // bytes of this block not read before
       if (i + sizeof(V16) >= text.size()) {
+        fresh = text.size() - i;
         i = text.size() - sizeof(V16);
         last = true;
       }
       V16 v;
       std::memcpy(&v, text.data() + i, sizeof(V16));
-      digit |= (V16)(static_cast<V16>(v - '0') < 10);
+      const V16 d = DigitLanes(v);
+      const V16 space = (V16)(v == ' ');
+      const V16 minus = (V16)(v == '-');
+      digit |= d;
       upper |= (V16)(static_cast<V16>(v - 'A') < 26);
       at |= (V16)(v == '@');
-      dash |= (V16)(v == '-');
+      dash |= minus;
       underscore |= (V16)(v == '_');
       dot |= (V16)(v == '.');
-      blank |= (V16)((v == ' ') | (v == '\t'));
+      blank |= (V16)(space | (V16)(v == '\t'));
       sep |= (V16)((v == ':') | (v == '='));
       capital_a |= (V16)(v == 'A');
       capital_j |= (V16)(v == 'J');
+      const uint64_t card = LaneBits((V16)(d | space | minus)) >> (sizeof(V16) - fresh);
+      window = (window >> fresh) | (card << (64 - fresh));
+      runs |= RunsOf13(window);
     }
     auto any = AnyLane;
     seen = (any(digit) ? kDigit : 0) | (any(upper) ? kUpper : 0) | (any(at) ? kAt : 0) |
            (any(dash) ? kDash : 0) | (any(underscore) ? kUnderscore : 0) | (any(dot) ? kDot : 0) |
            (any(blank) ? kBlank : 0) | (any(sep) ? kSep : 0) | (any(capital_a) ? kCapitalA : 0) |
-           (any(capital_j) ? kCapitalJ : 0);
+           (any(capital_j) ? kCapitalJ : 0) | (runs != 0 ? kCardRun : 0);
     return seen;
   }
+  size_t run = 0;
   for (char c : text) {
     seen |= kClass[U(c)];
+    run = IsCardRunByte(c) ? run + 1 : 0;
+    if (run >= 13) {
+      seen |= kCardRun;
+    }
   }
   return seen;
 }

@@ -321,6 +321,24 @@ TEST(Detectors, FindsEachKindAtEveryOffsetAroundTheSixteenByteBlocks) {
   }
 }
 
+TEST(Detectors, FindsCardsAtEveryOffsetAmongBytesThatCannotBePartOfOne) {
+  // Cards are looked for only in text holding 13 digits, spaces or dashes in a row, a run the
+  // pre-filter tracks across its sixteen-byte blocks and the last block's overlap. With padding
+  // that is none of those, the run is the card alone: the shortest (13 digits) and the longest
+  // spans are found at every offset, in text short enough for the byte-by-byte path too.
+  for (const std::string card : {"4222222222222", "4111-1111-1111-1111", "4111 1111 1111 1111"}) {
+    for (size_t before = 0; before <= 70; ++before) {
+      for (size_t after = 0; after <= 20; ++after) {
+        std::string text = std::string(before, '#') + card + std::string(after, '#');
+        ASSERT_EQ(RedactAll(text),
+                  std::string(before, '#') + "[CARD_REDACTED]" + std::string(after, '#'))
+            << "before " << before << ", after " << after << ": " << text;
+      }
+    }
+  }
+  EXPECT_EQ(RedactAll("422222222222#2222222222222"), "422222222222#2222222222222");
+}
+
 TEST(Detectors, FindsAJwtRightAfterABearerTokenAndNotInsideIt) {
   const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2ln";
   // The token run ends at the space; the JWT after it is its own match.
