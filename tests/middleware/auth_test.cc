@@ -14,6 +14,7 @@
 namespace mcpmw::middleware {
 namespace {
 
+using test_support::EnforcedDecision;
 using test_support::Frame;
 
 using ::testing::ElementsAre;
@@ -93,10 +94,8 @@ TEST(AuthStage, RefusesARequestWithoutARequiredIdentityPart) {
   EXPECT_THAT(v.message, StartsWith("The caller's identity is incomplete: no user, no agent. "));
   EXPECT_EQ(v.data_json,
             R"({"stage":"auth","reasonCode":"auth-missing-principal","decisionId":"s-3:auth"})");
-  ASSERT_EQ(ctx.decisions.size(), 1u);
-  EXPECT_EQ(ctx.decisions[0].stage, "auth");
-  EXPECT_EQ(ctx.decisions[0].status, "deny");
-  EXPECT_EQ(ctx.decisions[0].reason_code, "auth-missing-principal");
+  ASSERT_THAT(ctx.decisions,
+              ElementsAre(EnforcedDecision("auth", "deny", "auth-missing-principal")));
   EXPECT_EQ(ctx.DecisionId(ctx.decisions[0].stage), "s-3:auth");
 }
 

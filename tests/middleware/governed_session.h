@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "src/common/clock.h"
@@ -157,6 +159,12 @@ inline const Decision* FindDecision(const MessageContext& ctx, std::string_view 
   return nullptr;
 }
 
+// A decision row the stage enforced, with this stage, status and reason code.
+MATCHER_P3(EnforcedDecision, stage, status, reason_code, "") {
+  return arg.stage == stage && arg.status == status && arg.reason_code == reason_code &&
+         arg.enforced;
+}
+
 // The index of stage `name` in the session's chain.
 inline size_t StageIndex(const Chain& chain, std::string_view name) {
   for (size_t i = 0; i < chain.size(); ++i) {
@@ -169,3 +177,13 @@ inline size_t StageIndex(const Chain& chain, std::string_view name) {
 }
 
 }  // namespace mcpmw::middleware::test_support
+
+namespace mcpmw::middleware {
+
+// How a decision row reads in a failure message: {stage, status, reason code, enforced|observed}.
+inline void PrintTo(const Decision& d, std::ostream* os) {
+  *os << "{" << d.stage << ", " << d.status << ", " << d.reason_code
+      << (d.enforced ? ", enforced" : ", observed") << (d.routine ? ", routine" : "") << "}";
+}
+
+}  // namespace mcpmw::middleware

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 #include "src/jsonrpc/envelope.h"
@@ -14,7 +15,9 @@
 namespace mcpmw::middleware {
 namespace {
 
+using test_support::EnforcedDecision;
 using test_support::Frame;
+using ::testing::ElementsAre;
 
 TEST(NormalizeStage, DeclaresItReadsTheEnvelopeAndWritesTheInvocation) {
   uint64_t sequence = 0;
@@ -78,12 +81,9 @@ TEST(NormalizeStage, RejectsAToolsCallWithoutAToolName) {
   EXPECT_EQ(
       v.data_json,
       R"({"stage":"normalize","reasonCode":"invalid-tool-call","decisionId":"s-7:normalize"})");
-  ASSERT_EQ(ctx.decisions.size(), 1u);
-  EXPECT_EQ(ctx.decisions[0].stage, "normalize");
-  EXPECT_EQ(ctx.decisions[0].status, "deny");
-  EXPECT_EQ(ctx.decisions[0].reason_code, "invalid-tool-call");
+  ASSERT_THAT(ctx.decisions,
+              ElementsAre(EnforcedDecision("normalize", "deny", "invalid-tool-call")));
   EXPECT_EQ(ctx.DecisionId(ctx.decisions[0].stage), "s-7:normalize");
-  EXPECT_TRUE(ctx.decisions[0].enforced);
 }
 
 TEST(NormalizeStage, RejectsAToolsCallWhoseNameIsNotAString) {

@@ -23,10 +23,12 @@ namespace {
 using std::chrono::hours;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using test_support::EnforcedDecision;
 using test_support::FindDecision;
 using test_support::Frame;
 using test_support::Reports;
 using test_support::StageIndex;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using WallTime = std::chrono::system_clock::time_point;
 
@@ -130,10 +132,7 @@ TEST(QuotaStage, RefusesThe601stCallInAMinuteWithTheTenantQuotaError) {
             R"({"stage":"quota","reasonCode":"tenant-quota","decisionId":"inv-601:quota",)"
             R"("retryAfterMs":59750,"reason":"tenant-quota","quota":"callsPerMinute",)"
             R"("tenant":"acme"})");
-  ASSERT_EQ(h.ctx().decisions.size(), 1u);
-  EXPECT_EQ(h.ctx().decisions[0].stage, "quota");
-  EXPECT_EQ(h.ctx().decisions[0].status, "deny");
-  EXPECT_EQ(h.ctx().decisions[0].reason_code, "tenant-quota");
+  EXPECT_THAT(h.ctx().decisions, ElementsAre(EnforcedDecision("quota", "deny", "tenant-quota")));
 }
 
 TEST(QuotaStage, AdmitsAgainWhenTheMinuteHasPassed) {
@@ -208,10 +207,8 @@ TEST(QuotaStage, GovernsOnlyToolCallsFromTheClient) {
 TEST(QuotaStage, RecordsAnAllowRowWhenAQuotaApplied) {
   Harness h(WithTenants(kAcme600));
   ASSERT_TRUE(h.Send().IsContinue());
-  ASSERT_EQ(h.ctx().decisions.size(), 1u);
-  EXPECT_EQ(h.ctx().decisions[0].stage, "quota");
-  EXPECT_EQ(h.ctx().decisions[0].status, "allow");
-  EXPECT_EQ(h.ctx().decisions[0].reason_code, "tenant-quota:allowed");
+  EXPECT_THAT(h.ctx().decisions,
+              ElementsAre(EnforcedDecision("quota", "allow", "tenant-quota:allowed")));
 
   // Sessions are not counted per message: a tenant with only that quota gets no row.
   Harness sessions_only(WithTenants(R"({"acme":{"concurrentSessions":1}})"));
