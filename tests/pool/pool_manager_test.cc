@@ -22,6 +22,7 @@
 #include "pool/sandbox/host.h"
 #include "simdjson.h"
 #include "src/common/fd.h"
+#include "tests/common/temp_dir.h"
 #include "tests/pool/probed_host.h"
 
 namespace mcpmw::pool {
@@ -127,9 +128,8 @@ class PoolManagerTest : public testing::Test {
  protected:
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);  // as mcpmw itself runs
-    char dir[] = "/tmp/mcpmw-pool-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
+    dir_ = mcpmw::testing_support::MakeTempDir("mcpmw-pool-test");
+    ASSERT_TRUE(std::filesystem::is_directory(dir_)) << dir_;
     starts_ = dir_ + "/starts";
     log_ = dir_ + "/log";
     ASSERT_THAT(Children(), testing::IsEmpty()) << "a previous test leaked a child";

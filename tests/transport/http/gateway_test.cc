@@ -42,6 +42,7 @@
 #include "src/io/task.h"
 #include "src/proxy/governance.h"
 #include "src/transport/http/server.h"
+#include "tests/common/temp_dir.h"
 #include "tests/pool/probed_host.h"
 #include "tests/transport/http/loopback_client.h"
 #include "tests/transport/http/serve_guard.h"
@@ -383,9 +384,8 @@ class GatewayTest : public testing::Test {
       GTEST_SKIP() << "no io_uring here: " << ring.status().message();
     }
     h_.ring = *std::move(ring);
-    char dir[] = "/tmp/mcpmw-gateway-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    h_.dir = dir;
+    h_.dir = mcpmw::testing_support::MakeTempDir("mcpmw-gateway-test");
+    ASSERT_TRUE(std::filesystem::is_directory(h_.dir)) << h_.dir;
   }
 
   void TearDown() override {
