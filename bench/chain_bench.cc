@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "bench/load_text.h"
 #include "simdjson.h"
 #include "src/common/clock.h"
 #include "src/jsonrpc/envelope.h"
@@ -41,14 +42,8 @@ std::shared_ptr<const policy::Bundle> LoadBundle(bool full) {
 
 // bench/load.cc's request for id 42 with 200 bytes of text, and bench/echo_server.cc's answer.
 std::string LoadText() {
-  constexpr std::string_view kAlphabet =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  constexpr uint64_t kId = 42;
-  constexpr size_t kBytes = 200;
-  std::string text = "42:";
-  for (size_t i = text.size(); i < kBytes; ++i) {
-    text.push_back(kAlphabet[(kId + i) % kAlphabet.size()]);
-  }
+  std::string text;
+  bench::AppendLoadText(42, 200, &text);
   return text;
 }
 std::string LoadRequest() {

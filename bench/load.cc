@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -42,6 +41,7 @@
 #include <vector>
 
 #include "bench/bench_json.h"
+#include "bench/load_text.h"
 #include "simdjson.h"
 
 namespace mcpmw::bench {
@@ -136,29 +136,6 @@ int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// The text sent with request `id`: "<id>:" then letters that shift with the id, `bytes` long.
-// Only characters that need no escaping, so the response must carry the same bytes.
-void AppendText(uint64_t id, size_t bytes, std::string* out) {
-  static constexpr std::string_view kAlphabet =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  // The letters at positions i.. are kAlphabet[(id + i) % 62]...: one slice of the alphabet
-  // repeated. Built once per length, so a message costs one to_chars and one append, not a
-  // division per byte (the generator shares the CPUs with what it measures).
-  thread_local std::string repeated;
-  if (repeated.size() < bytes + kAlphabet.size()) {
-    repeated.clear();
-    while (repeated.size() < bytes + kAlphabet.size()) {
-      repeated.append(kAlphabet);
-    }
-  }
-  char prefix[24];
-  auto [end, ec] = std::to_chars(prefix, prefix + sizeof(prefix) - 1, id);
-  *end++ = ':';
-  size_t head = std::min(static_cast<size_t>(end - prefix), bytes);
-  out->append(prefix, head);
-  out->append(repeated, (id + head) % kAlphabet.size(), bytes - head);
 }
 
 // What one response line said. Views into the line; valid until the next line is parsed.
@@ -322,7 +299,7 @@ void LoadRun::AppendRequest(uint64_t id) {
                         R"({"name":"echo","arguments":{"text":")",
                         static_cast<unsigned long long>(id));
   pending_.append(head, n);
-  AppendText(id, opt_.payload_bytes, &pending_);
+  AppendLoadText(id, opt_.payload_bytes, &pending_);
   pending_.append("\"}}}\n");
 }
 
@@ -439,7 +416,7 @@ void LoadRun::HandleLine(std::string_view line, int64_t now) {
   }
   expected_.clear();
   expected_.push_back('"');
-  AppendText(r.id, opt_.payload_bytes, &expected_);
+  AppendLoadText(r.id, opt_.payload_bytes, &expected_);
   expected_.push_back('"');
   if (r.text != expected_) {
     Fail("the result text differs from the text sent with that id", line);
