@@ -15,12 +15,20 @@
 // line instead. At the end the target's stdin is closed, its stdout drained and the target
 // reaped; a target that does not exit cleanly also makes the exit status 1.
 //
+// The report also gives the CPU time (user + system) that the whole run cost per request: this
+// generator's own, and that of the target and every descendant it reaped (getrusage
+// RUSAGE_SELF + RUSAGE_CHILDREN, read after the target is reaped), divided by every request sent,
+// warmup included. On a machine with few cores, where the generator, the proxy and the server
+// share CPUs, it says what each configuration costs apart from how the scheduler placed it.
+// Kernel threads (page writeback, for one) are not in it.
+//
 // One thread: reads block, the write side of the target's stdin is non-blocking and only polled
 // for when the pipe is full. Responses that arrive in one read release their window slots
 // together and the replacement requests leave in one write, so at W=1 a round trip costs the
 // generator one read and one write.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -502,6 +510,20 @@ void LoadRun::Finish() {
   _exit(1);
 }
 
+// CPU seconds, user and system, of this process and its reaped descendants so far.
+double CpuSeconds() {
+  double total = 0;
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage u{};
+    if (::getrusage(who, &u) == 0) {
+      for (const timeval& t : {u.ru_utime, u.ru_stime}) {
+        total += static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+      }
+    }
+  }
+  return total;
+}
+
 double Percentile(const std::vector<int64_t>& sorted, double q) {
   size_t i =
       std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
@@ -521,15 +543,16 @@ void LoadRun::Report(double total_s) {
   double p99 = Percentile(rtt_ns_, 0.99);
   double p999 = Percentile(rtt_ns_, 0.999);
   double max = static_cast<double>(rtt_ns_.back()) / 1000.0;
+  const double cpu_us = CpuSeconds() * 1e6 / static_cast<double>(opt_.warmup + opt_.messages);
   if (opt_.json) {
     std::printf(
         R"({"window":%u,"messages":%llu,"warmup":%llu,"payload_bytes":%zu,"msgs_per_s":%.0f,)"
         R"("p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,"max_us":%.1f,"mean_us":%.1f,)"
-        R"("measured_s":%.3f,"total_s":%.3f})"
+        R"("cpu_us_per_msg":%.2f,"measured_s":%.3f,"total_s":%.3f})"
         "\n",
         opt_.window, static_cast<unsigned long long>(opt_.messages),
         static_cast<unsigned long long>(opt_.warmup), opt_.payload_bytes, rate, p50, p99, p999, max,
-        mean_us, measured_s, total_s);
+        mean_us, cpu_us, measured_s, total_s);
   } else {
     std::printf("window %u, payload %zu B, %llu messages measured after %llu warmup\n", opt_.window,
                 opt_.payload_bytes, static_cast<unsigned long long>(opt_.messages),
@@ -537,6 +560,10 @@ void LoadRun::Report(double total_s) {
     std::printf("throughput  %.0f msgs/s\n", rate);
     std::printf("latency µs  p50 %.1f  p99 %.1f  p999 %.1f  max %.1f  mean %.1f\n", p50, p99, p999,
                 max, mean_us);
+    std::printf(
+        "cpu         %.2f µs per message (this generator, the target and its reaped "
+        "descendants; user + system)\n",
+        cpu_us);
     std::printf("total       %.3f s (measured part %.3f s)\n", total_s, measured_s);
   }
   std::fflush(stdout);
