@@ -900,7 +900,8 @@ bool IsCardRunByte(char c) { return IsDigit(c) || c == ' ' || c == '-'; }
 // The classes present in `text`, and kCardRun. Sixteen bytes at a time, each class a compare (or
 // two) OR-ed into its own lane mask, so the loop has no table lookups and no dependency between
 // bytes; a tail shorter than a block is read as the last sixteen bytes (overlap does not matter
-// to an OR), and only text shorter than one block goes through kClass. kCardRun keeps the
+// to an OR). Text shorter than one block, and all text on a big-endian machine (where the lane
+// bits would come out in another order), goes byte by byte through kClass. kCardRun keeps the
 // card-class bits of the last 64 bytes read (the tail's overlap shifted out) and looks for 13
 // set in a row. GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64.
 Classes ClassesOf(std::string_view text) {
