@@ -85,10 +85,29 @@ Verdict NormalizeStage::OnRequest(MessageContext& ctx) {
     return Deny(ctx, name(), jsonrpc::kInvalidParams,
                 "tools/call needs params.name, the name of the tool to call.", "invalid-tool-call");
   }
-  simdjson::dom::element doc;
-  if (ctx.envelope->kind != jsonrpc::MessageKind::kRequest ||
-      parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc) != simdjson::SUCCESS) {
+  if (ctx.envelope->kind != jsonrpc::MessageKind::kRequest) {
     return Verdict::Continue();
+  }
+  // The envelope reader reads only the members it routes on and skips the rest unchecked, so a
+  // request can pass it with invalid JSON elsewhere (`"x":NaN`, a bad escape deep in the
+  // arguments). Such a request is refused here: the later stages could not see its arguments
+  // (an `args.` policy rule would not match), and the server would reject it anyway.
+  simdjson::dom::element doc;
+  if (simdjson::error_code error =
+          parser_.parse(ctx.payload.data(), ctx.payload.size(), false).get(doc);
+      error == simdjson::NUMBER_ERROR) {
+    // simdjson says the same of `01` and of an integer past 64 bits (valid JSON, but no stage
+    // could compare or redact it exactly).
+    return Deny(ctx, name(), jsonrpc::kInvalidParams,
+                "The request holds a number mcpmw cannot read: malformed, or an integer beyond 64 "
+                "bits, or beyond the range of a double. Send it as a string; the request was not "
+                "forwarded.",
+                "unreadable-number");
+  } else if (error != simdjson::SUCCESS) {
+    return Deny(ctx, name(), jsonrpc::kParseError,
+                absl::StrCat("Parse error: the request is not valid JSON as a whole (",
+                             simdjson::error_message(error), "); it was not forwarded."),
+                "invalid-json");
   }
   ctx.request_document = doc;
   if (HasDuplicateMember(doc)) {

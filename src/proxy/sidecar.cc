@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "simdjson.h"
 #include "src/common/log.h"
 #include "src/common/strings.h"
 #include "src/jsonrpc/errors.h"
@@ -55,7 +56,34 @@ std::string MinifiedParams(std::string_view payload) {
   return simdjson::minify(params);
 }
 
-// The raw token of params.progressToken of a notifications/progress, or "" when it has none.
+// An id (or progress token) read from a DOM, in its canonical spelling: a string as
+// AppendJsonString writes it, anything else minified.
+std::string IdToken(simdjson::dom::element id) {
+  std::string_view text;
+  if (id.get_string().get(text) == simdjson::SUCCESS) {
+    std::string out;
+    jsonrpc::AppendJsonString(text, &out);
+    return out;
+  }
+  return simdjson::minify(id);
+}
+
+// Replaces a raw string token that holds escapes with its canonical spelling (kept in
+// `storage`), so that `"\u0061"` and `"a"`, one id to every JSON reader, are one key in the
+// in-flight tables: a server's SDK answers with its own spelling of the client's id.
+void CanonicalizeToken(std::string_view* token, std::string* storage) {
+  if (token->size() < 2 || token->front() != '"' || token->find('\\') == std::string_view::npos) {
+    return;
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element parsed;
+  if (parser.parse(token->data(), token->size()).get(parsed) == simdjson::SUCCESS) {
+    *storage = IdToken(parsed);
+    *token = *storage;
+  }
+}
+
+// The token of params.progressToken of a notifications/progress, or "" when it has none.
 std::string ProgressTokenOf(std::string_view payload) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -66,7 +94,7 @@ std::string ProgressTokenOf(std::string_view payload) {
   if (doc["params"]["progressToken"].get(token) != simdjson::SUCCESS) {
     return {};
   }
-  return simdjson::minify(token);
+  return IdToken(token);  // the spelling the envelope reader keeps a request's token in
 }
 
 std::string ExitData(std::string_view reason, bool retryable, std::string_view detail) {
@@ -259,6 +287,7 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
     }
   }
   envelope_reader_.Read(frame.payload, &env_);
+  CanonicalizeTokens();
   LogDebug("client → server ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
            " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id),
            " bytes=", frame.payload.size());
@@ -270,6 +299,21 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
                     R"({"reason":"parse-error"})");
       return;
     case MessageKind::kInvalid:
+      if (env_.method.empty() && server_in_flight_.erase(Sv(env_.id)) > 0) {
+        // A broken answer to the server's request with that id: the client's own requests may
+        // use the same id, so the error goes to the server, which is waiting for an answer.
+        LogError("the client's answer to the server's request ", Sv(env_.id),
+                 " is not a valid JSON-RPC response (", Sv(env_.problem),
+                 "); answered the server with an error instead");
+        if (state_ == ServerState::kRunning) {
+          server_writer_.EnqueueMessage(jsonrpc::ErrorResponse(
+              env_.id, jsonrpc::kInternalError,
+              absl::StrCat("The client's answer was not a valid JSON-RPC response (",
+                           Sv(env_.problem), "); mcpmw did not forward it"),
+              R"({"reason":"invalid-client-response"})"));
+        }
+        return;
+      }
       ReplyToClient(env_.id, jsonrpc::kInvalidRequest,
                     absl::StrCat("Invalid Request: ", Sv(env_.problem)),
                     R"({"reason":"invalid-request"})");
@@ -327,9 +371,85 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
       server_in_flight_.erase(Sv(env_.id));
       break;
     case MessageKind::kBatch:
+      if (options_.governance != nullptr) {
+        RefuseClientBatch(frame.payload);
+        return;
+      }
       break;  // forwarded as-is; batch members are not tracked
   }
   ForwardToServer(frame, std::move(rewritten), env_);
+}
+
+void Sidecar::CanonicalizeTokens() {
+  CanonicalizeToken(&env_.id, &token_storage_[0]);
+  CanonicalizeToken(&env_.request_id, &token_storage_[1]);
+  CanonicalizeToken(&env_.progress_token, &token_storage_[2]);
+}
+
+void Sidecar::RefuseClientBatch(std::string_view payload) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array members;
+  // The frame is followed by the read buffer's padding, as simdjson needs.
+  if (parser.parse(payload.data(), payload.size(), false).get_array().get(members) !=
+      simdjson::SUCCESS) {
+    ReplyToClient({}, jsonrpc::kParseError,
+                  "Parse error: the JSON-RPC batch is not valid JSON; none of it was delivered",
+                  R"({"reason":"parse-error"})");
+    return;
+  }
+  std::string answer;
+  size_t count = 0;
+  for (simdjson::dom::element member : members) {
+    ++count;
+    simdjson::dom::object object;
+    simdjson::dom::element id;
+    if (member.get_object().get(object) != simdjson::SUCCESS ||
+        object["method"].error() != simdjson::SUCCESS ||
+        object["id"].get(id) != simdjson::SUCCESS) {
+      continue;  // a notification or an answer: nothing to reply to
+    }
+    answer += answer.empty() ? '[' : ',';
+    answer += jsonrpc::ErrorResponse(
+        IdToken(id), jsonrpc::kInvalidRequest,
+        "Invalid Request: mcpmw governs each message on its own and does not take JSON-RPC "
+        "batches (MCP has none after 2025-03-26); send this request by itself. Nothing in the "
+        "batch was delivered",
+        R"({"reason":"batch-not-governed"})");
+  }
+  LogError("refused a JSON-RPC batch of ", count,
+           " messages: with --policy every message is governed on its own");
+  if (!answer.empty()) {
+    answer += ']';
+    client_writer_.EnqueueMessage(std::move(answer));
+  }
+}
+
+void Sidecar::WithholdServerBatch(std::string_view payload) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array members;
+  size_t count = 0;
+  if (parser.parse(payload.data(), payload.size(), false).get_array().get(members) ==
+      simdjson::SUCCESS) {
+    for (simdjson::dom::element member : members) {
+      ++count;
+      simdjson::dom::object object;
+      simdjson::dom::element id;
+      if (member.get_object().get(object) != simdjson::SUCCESS ||
+          object["method"].error() == simdjson::SUCCESS ||
+          object["id"].get(id) != simdjson::SUCCESS) {
+        continue;  // the server's own requests and notifications in it are dropped
+      }
+      std::string token = IdToken(id);
+      if (AbandonInFlight(token, jsonrpc::kInternalError, "the server answered in a batch")) {
+        ReplyToClient(token, jsonrpc::kInternalError,
+                      "The MCP server answered this request inside a JSON-RPC batch, which "
+                      "mcpmw cannot govern; the answer was withheld",
+                      R"({"reason":"server-batch"})");
+      }
+    }
+  }
+  LogError("the MCP server sent a JSON-RPC batch (", count,
+           " messages); with --policy it is not forwarded");
 }
 
 void Sidecar::ForwardToServer(const FrameResult& frame, std::optional<std::string> rewritten,
@@ -359,7 +479,8 @@ void Sidecar::ForwardToServer(const FrameResult& frame, std::optional<std::strin
     return;
   }
   held_bytes_ += size;
-  held_.push_back(rewritten ? *std::move(rewritten) : std::string(frame.payload));
+  held_.push_back({.request_id = env.kind == MessageKind::kRequest ? std::string(env.id) : "",
+                   .payload = rewritten ? *std::move(rewritten) : std::string(frame.payload)});
 }
 
 bool Sidecar::AbandonInFlight(std::string_view id, int code, std::string_view message) {
@@ -457,6 +578,7 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
     server_writer_.set_framing(server_reader_.framing());
   }
   envelope_reader_.Read(frame.payload, &env_);
+  CanonicalizeTokens();
   LogDebug("server → client ", Sv(jsonrpc::MessageKindName(env_.kind)), " ", Sv(env_.method),
            " id=", Sv(env_.id.empty() ? std::string_view("-") : env_.id),
            " bytes=", frame.payload.size());
@@ -496,6 +618,13 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
         return;
       }
       if (auto it = client_in_flight_.find(Sv(env_.id)); it == client_in_flight_.end()) {
+        if (options_.governance != nullptr) {
+          // Cancelled by the client (which then ignores any answer) or never asked: the chain has
+          // no exchange to redact it in, so it does not reach the client unseen.
+          LogDebug("dropped the server's answer to id ", Sv(env_.id),
+                   ": no request with that id is in flight");
+          return;
+        }
         LogDebug("the server answered id ", Sv(env_.id), ", which mcpmw was not tracking");
       } else {
         std::unique_ptr<Exchange> ex = std::move(it->second.exchange);
@@ -523,6 +652,10 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
       }
       break;
     case MessageKind::kBatch:
+      if (options_.governance != nullptr) {
+        WithholdServerBatch(frame.payload);
+        return;
+      }
       break;
   }
   client_writer_.EnqueueFrame(frame, server_reader_.framing());
@@ -785,11 +918,20 @@ void Sidecar::FailInFlight(int code, std::string_view message, std::string_view 
     ReplyToClient(id, code, message, data_json);
   }
   client_in_flight_.clear();
+  // Every held request was in flight (or timed out, and answered then): answered now, it must not
+  // reach the next server, or a client that retries runs it twice.
+  std::erase_if(held_, [this](const HeldMessage& held) {
+    if (held.request_id.empty()) {
+      return false;
+    }
+    held_bytes_ -= held.payload.size();
+    return true;
+  });
 }
 
 void Sidecar::DeliverHeld() {
-  for (std::string& payload : held_) {
-    server_writer_.EnqueueMessage(std::move(payload));
+  for (HeldMessage& held : held_) {
+    server_writer_.EnqueueMessage(std::move(held.payload));
   }
   held_.clear();
   held_bytes_ = 0;
@@ -858,7 +1000,7 @@ void Sidecar::TimeOutDueRequests(TimePoint now) {
       } else if (!shutting_down_) {
         // The request itself is still held for the restarted server: the cancellation follows it.
         held_bytes_ += note.size();
-        held_.push_back(std::move(note));
+        held_.push_back({.payload = std::move(note)});
       }
     }
     std::string message =

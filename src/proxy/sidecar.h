@@ -29,6 +29,7 @@
 // Single-threaded: everything runs on the ring passed in.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <string>
@@ -147,6 +148,9 @@ class Sidecar {
   // it was not in flight.
   bool AbandonInFlight(std::string_view id, int code, std::string_view message);
 
+  // Gives env_'s id, request id and progress token their canonical spelling when they are strings
+  // with escapes (the in-flight tables are keyed by it).
+  void CanonicalizeTokens();
   void HandleClientFrame(const framing::FrameResult& frame);
   void HandleServerFrame(const framing::FrameResult& frame);
   // Sends a client message to the server (or holds it while the server restarts): `rewritten`
@@ -155,7 +159,15 @@ class Sidecar {
                        const jsonrpc::Envelope& env);
   void ReplyToClient(std::string_view id, int code, std::string_view message,
                      std::string_view data_json = {});
+  // Answers every client request in flight with this error. The held copies of those requests
+  // are dropped with them: an answered request must not reach a later server.
   void FailInFlight(int code, std::string_view message, std::string_view data_json);
+  // With a policy, a client's JSON-RPC batch is answered member by member with an error (one
+  // batch answer) and nothing of it reaches the server: the chain governs one message at a time.
+  void RefuseClientBatch(std::string_view payload);
+  // With a policy, a server's batch is not forwarded; each client request it answers gets an error
+  // instead of an answer the chain never saw.
+  void WithholdServerBatch(std::string_view payload);
   void BeginShutdown(std::string_view why);
   void DeliverHeld();
   // Ends the session: cancels the reads that would otherwise keep it alive.
@@ -165,6 +177,7 @@ class Sidecar {
   SidecarOptions options_;
   jsonrpc::EnvelopeReader envelope_reader_;
   jsonrpc::Envelope env_;
+  std::array<std::string, 3> token_storage_;  // env_'s canonical tokens (CanonicalizeTokens)
 
   framing::FrameReader client_reader_;
   framing::FrameWriter client_writer_;
@@ -205,8 +218,13 @@ class Sidecar {
   bool initialized_notified_ = false;
   std::string replay_id_;  // id of the replayed initialize awaiting its response
 
-  // Client messages held while the server is not running (payload copies).
-  std::deque<std::string> held_;
+  // Client messages held while the server is not running (payload copies), with the raw id of
+  // the request each holds (empty for other messages).
+  struct HeldMessage {
+    std::string request_id;
+    std::string payload;
+  };
+  std::deque<HeldMessage> held_;
   size_t held_bytes_ = 0;
 
   io::TaskGroup tasks_;

@@ -120,6 +120,44 @@ TEST(NormalizeStage, RejectsARequestThatNamesAMemberTwice) {
   }
 }
 
+TEST(NormalizeStage, RejectsARequestWhoseMembersTheEnvelopeSkipsAreNotValidJson) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  for (std::string_view json : {
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+           R"("params":{"name":"read_file","arguments":{"path":"/etc/shadow"}},"x":NaN})",
+           R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+           R"("params":{"name":"read_file","arguments":{"path":"\q"}}})",
+       }) {
+    Frame frame(json);
+    // The envelope reader routes it as a request: only the whole parse can tell.
+    ASSERT_EQ(frame.envelope().kind, jsonrpc::MessageKind::kRequest) << json;
+    MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+    Verdict v = stage.OnRequest(ctx);
+    EXPECT_EQ(v.kind, Verdict::Kind::kReject) << json;
+    EXPECT_EQ(v.code, jsonrpc::kParseError);
+    EXPECT_THAT(v.message,
+                ::testing::StartsWith("Parse error: the request is not valid JSON as a whole ("));
+    EXPECT_FALSE(ctx.request_document.has_value());
+    EXPECT_THAT(ctx.decisions, ElementsAre(EnforcedDecision("normalize", "deny", "invalid-json")));
+  }
+}
+
+TEST(NormalizeStage, RejectsARequestHoldingANumberItCannotRead) {
+  uint64_t sequence = 1;
+  NormalizeStage stage("s", &sequence);
+  Frame frame(R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+              R"("params":{"name":"t","arguments":{"n":123456789012345678901234567890}}})");
+  ASSERT_EQ(frame.envelope().kind, jsonrpc::MessageKind::kRequest);
+  MessageContext ctx{.envelope = &frame.envelope(), .payload = frame.view()};
+  Verdict v = stage.OnRequest(ctx);
+  EXPECT_EQ(v.kind, Verdict::Kind::kReject);
+  EXPECT_EQ(v.code, jsonrpc::kInvalidParams);
+  EXPECT_THAT(v.message, ::testing::StartsWith("The request holds a number mcpmw cannot read"));
+  EXPECT_THAT(ctx.decisions,
+              ElementsAre(EnforcedDecision("normalize", "deny", "unreadable-number")));
+}
+
 TEST(NormalizeStage, AcceptsEqualNamesInDifferentObjects) {
   uint64_t sequence = 1;
   NormalizeStage stage("s", &sequence);

@@ -118,8 +118,14 @@ TEST(RequestRedactionStage, LeavesMethodsOtherThanToolsCallAlone) {
   EXPECT_EQ(FindDecision(ex->ctx, "request_redaction"), nullptr);
 }
 
+// normalize refuses a request that is not valid JSON before this stage sees it; in observe mode
+// it only notes that, and this stage's own refusal is what keeps the call from the server.
+constexpr std::string_view kBundleNormalizeObserved = R"({"bundleVersion":"v",
+  "stages":{"normalize":{"mode":"observe"}},"redactionRules":[
+  {"ruleId":"mail","direction":"request","detector":"email"}]})";
+
 TEST(RequestRedactionStage, RefusesArgumentsThatAreNotValidJson) {
-  Session s(kBundle);
+  Session s(kBundleNormalizeObserved);
   auto ex = s.Call(ToolCall(R"({"to": "alice@example.com", "n": tru})"), kOk);
   const Verdict& v = ex->request_verdict;
   EXPECT_EQ(v.kind, Verdict::Kind::kReject);
@@ -139,7 +145,7 @@ TEST(RequestRedactionStage, RefusesArgumentsThatAreNotValidJson) {
 }
 
 TEST(RequestRedactionStage, RefusesArgumentsWithANumberItCannotHold) {
-  Session s(kBundle);
+  Session s(kBundleNormalizeObserved);
   auto ex = s.Call(ToolCall(R"({"n": 123456789012345678901234567890})"), kOk);
   EXPECT_EQ(ex->request_verdict.code, kCodeRedactionFailed);
 }

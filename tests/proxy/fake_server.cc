@@ -6,6 +6,9 @@
 //   crash           → exits with status 1 without answering
 //   ask             → sends the client a sampling/createMessage request (id "srv-1") and answers
 //                     the original request with the client's result once it arrives
+//                     ({"sampled": result}), or with {"clientError": error} when the answer to
+//                     "srv-1" is an error
+//   batch-answer    → answers inside a one-member JSON-RPC batch: [{"id":…,"result":{…}}]
 //   close-stdout    → closes its stdout and keeps reading stdin (exits 0 at EOF)
 //   hang            → never answers, until a notifications/cancelled names it: then answers it
 //                     anyway ({"late":true}), as a server that ignores cancellation would
@@ -74,9 +77,13 @@ int main() {
     if (msg["method"].get(method) != simdjson::SUCCESS) {
       // A response from the client: the answer to our "ask".
       simdjson::dom::element result;
+      simdjson::dom::element error;
       if (has_id && Raw(id) == "\"srv-1\"" && msg["result"].get(result) == simdjson::SUCCESS) {
         Send(R"({"jsonrpc":"2.0","id":)" + pending_ask_id + R"(,"result":{"sampled":)" +
              Raw(result) + "}}");
+      } else if (has_id && Raw(id) == "\"srv-1\"" && msg["error"].get(error) == simdjson::SUCCESS) {
+        Send(R"({"jsonrpc":"2.0","id":)" + pending_ask_id + R"(,"result":{"clientError":)" +
+             Raw(error) + "}}");
       }
       continue;
     }
@@ -187,6 +194,8 @@ int main() {
     } else if (method == "cancellations") {
       Send(R"({"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"cancelled":[)" + cancellations +
            "]}}");
+    } else if (method == "batch-answer") {
+      Send(R"([{"jsonrpc":"2.0","id":)" + rid + R"(,"result":{"text":"in a batch"}}])");
     } else if (method == "crash") {
       std::_Exit(1);
     } else if (method == "ask") {

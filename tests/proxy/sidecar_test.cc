@@ -32,6 +32,7 @@ namespace mcpmw::proxy {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // The client side of a sidecar under test: it owns the pipes that stand in for the sidecar's
@@ -382,6 +383,151 @@ TEST_F(SidecarTest, CompletesAGovernedExchangeThatTimesOutAsErrored) {
   EXPECT_EQ(
       metrics.counter("mcpmw_requests_total", {{"method", "other"}, {"outcome", "served"}}).value(),
       1u);
+}
+
+// A governance with the default bundle: every stage runs, nothing is denied.
+std::unique_ptr<Governance> DefaultGovernance() {
+  absl::StatusOr<std::unique_ptr<Governance>> governance =
+      Governance::Create(GovernanceOptions{}, SteadyClock::Instance());
+  EXPECT_TRUE(governance.ok()) << governance.status();
+  return governance.ok() ? *std::move(governance) : nullptr;
+}
+
+TEST_F(SidecarTest, GovernedRefusesAClientBatchMemberByMemberAndDeliversNoneOfIt) {
+  std::unique_ptr<Governance> governance = DefaultGovernance();
+  ASSERT_NE(governance, nullptr);
+  SidecarOptions options = fake_.Options();
+  options.governance = governance.get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"([{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"x"}},)"
+           R"({"jsonrpc":"2.0","method":"notifications/progress","params":{}},)"
+           R"({"jsonrpc":"2.0","id":"b","method":"crash"}])"
+           "\n");
+    const std::string answer = c.ReadLine();
+    EXPECT_THAT(answer, StartsWith(R"([{"jsonrpc":"2.0","id":1,"error":{"code":-32600,)"));
+    EXPECT_THAT(answer, HasSubstr(R"(},{"jsonrpc":"2.0","id":"b","error":{"code":-32600,)"));
+    EXPECT_THAT(answer, HasSubstr(R"("data":{"reason":"batch-not-governed"})"));
+    // The server saw none of it: it did not crash, and it has initialised once.
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"stats"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"result":{"initializations":1,)"));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, GovernedWithholdsAServerBatchAndAnswersTheRequestItHeldWithAnError) {
+  std::unique_ptr<Governance> governance = DefaultGovernance();
+  ASSERT_NE(governance, nullptr);
+  SidecarOptions options = fake_.Options();
+  options.governance = governance.get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"batch-answer"})"
+           "\n");
+    const std::string answer = c.ReadLine();
+    EXPECT_THAT(answer, StartsWith(R"({"jsonrpc":"2.0","id":3,"error":{"code":-32603,)"));
+    EXPECT_THAT(answer, HasSubstr(R"("data":{"reason":"server-batch"})"));
+    EXPECT_THAT(answer, Not(HasSubstr("in a batch\"")));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, GovernedDropsTheServersAnswerToARequestTheClientCancelled) {
+  std::unique_ptr<Governance> governance = DefaultGovernance();
+  ASSERT_NE(governance, nullptr);
+  SidecarOptions options = fake_.Options();
+  options.governance = governance.get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    // The fake server answers a hung request as soon as it reads its cancellation.
+    c.Send(R"({"jsonrpc":"2.0","id":7,"method":"hang"})"
+           "\n"
+           R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}})"
+           "\n"
+           R"({"jsonrpc":"2.0","id":8,"method":"echo","params":{"text":"after"}})"
+           "\n");
+    // The late answer to 7 is not forwarded: the chain has no exchange to redact it in.
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":8,"result":{"text":"after"}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, GovernedMatchesAnAnswerThatSpellsTheClientsStringIdWithoutEscapes) {
+  std::unique_ptr<Governance> governance = DefaultGovernance();
+  ASSERT_NE(governance, nullptr);
+  SidecarOptions options = fake_.Options();
+  options.governance = governance.get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    // The fake server writes ids back minified, as "ab": a JSON reader sees one id.
+    c.Send(R"({"jsonrpc":"2.0","id":"a\u0062","method":"echo","params":{"text":"t"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":"ab","result":{"text":"t"}})");
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+  EXPECT_EQ(governance->metrics()
+                .counter("mcpmw_requests_total", {{"method", "other"}, {"outcome", "served"}})
+                .value(),
+            1u);
+}
+
+TEST_F(SidecarTest, AnswersTheServerWhenTheClientsAnswerToItsRequestIsInvalid) {
+  int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"ask"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":"srv-1","method":"sampling/createMessage")"));
+    // Both result and error: not a response. The error goes to the server that asked, not to
+    // the client (whose own requests may use the same id).
+    c.Send(R"({"jsonrpc":"2.0","id":"srv-1","result":{},"error":{"code":1,"message":"x"}})"
+           "\n");
+    const std::string answer = c.ReadLine();
+    EXPECT_THAT(answer,
+                StartsWith(R"({"jsonrpc":"2.0","id":1,"result":{"clientError":{"code":-32603,)"));
+    EXPECT_THAT(answer, HasSubstr(R"("data":{"reason":"invalid-client-response"})"));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
+TEST_F(SidecarTest, DoesNotDeliverAHeldRequestThatWasAnsweredWhenItsServerDied) {
+  std::string marker = ::testing::TempDir() + "/fake-init-held-" + std::to_string(::getpid());
+  ::unlink(marker.c_str());
+  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  SidecarOptions options = fake_.Options();
+  options.max_restarts = 3;
+  options.replay_timeout = std::chrono::milliseconds(300);
+  int code = RunSession(fake_, std::move(options), [&marker](FakeClient& c) {
+    c.Send(kInitialize);
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":1,"method":"crash"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":1,"error":{"code":-32000)"));
+    // Held for the replacement, which stays silent on the replayed initialize and is killed:
+    // the request is answered with an error then.
+    c.Send(R"({"jsonrpc":"2.0","id":2,"method":"echo","params":{"text":"once"}})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-3200)"));
+    // The next replacement answers initialize: the answered request must not reach it.
+    ::unlink(marker.c_str());
+    c.Send(R"({"jsonrpc":"2.0","id":3,"method":"echo","params":{"text":"next"}})"
+           "\n");
+    EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":3,"result":{"text":"next"}})");
+    c.CloseStdin();
+  });
+  ::unsetenv("FAKE_INIT_ONCE");
+  ::unlink(marker.c_str());
+  EXPECT_EQ(code, kExitOk);
 }
 
 TEST_F(SidecarTest, AnswersAnInitializeThatTimesOutWithoutCancellingIt) {
