@@ -66,6 +66,10 @@ absl::Status WriteAll(int fd, std::string_view bytes, std::string_view path) {
     if (n < 0) {
       return ErrnoStatus(errno, absl::StrCat("audit log ", Sv(path), ": write"));
     }
+    if (n == 0) {  // no progress and no error (some FUSE filesystems): do not spin forever
+      return absl::DataLossError(
+          absl::StrCat("audit log ", Sv(path), ": write wrote nothing and reported no error"));
+    }
     bytes.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
@@ -219,6 +223,14 @@ absl::Status Producer::Reserve(uint64_t* tail) {
     while (!HasRoom(*tail)) {
       head_.wait(cached_head_, std::memory_order_acquire);
     }
+    // Closed or failed while this waited: the writer may already have drained for the last
+    // time, and a report published now would be lost without a word.
+    if (sink_->closed_.load(std::memory_order_acquire)) {
+      return absl::FailedPreconditionError("audit sink is closed");
+    }
+    if (sink_->failed_.load(std::memory_order_acquire)) {
+      return sink_->StickyError();
+    }
   }
   return absl::OkStatus();
 }
@@ -366,6 +378,15 @@ absl::StatusOr<AuditSink::Chain> AuditSink::ResumeLog(int fd, uint64_t size,
   if (chain.next_seq < chain.segment_first) {
     return NotAnAuditLog(path, "its last record comes before its last signature");
   }
+  if (chain.next_seq > chain.segment_first) {
+    // A writer stopped without signing these. Their chain is intact as far as anyone can tell,
+    // but nothing authenticated them when they were written (the chain alone has no key): the
+    // signature this writer puts over them says they were recovered, and verify reports it.
+    chain.recovered_last = chain.next_seq - 1;
+    LogError("audit log ", path, ": records ", chain.segment_first, "..", chain.next_seq - 1,
+             " were left unsigned by a writer that did not close cleanly; the next segment "
+             "signature covers them, marked as recovered");
+  }
   return chain;
 }
 
@@ -448,7 +469,9 @@ void AuditSink::Wake() {
 
 absl::Status AuditSink::Flush() {
   if (closed_.load(std::memory_order_acquire)) {
-    return StickyError();  // Close wrote everything
+    // Close writes everything appended before it; one may still be doing so. Wait for it (Close
+    // is idempotent) and report what it found.
+    return Close();
   }
   std::vector<std::pair<Producer*, uint64_t>> targets;
   {
@@ -569,7 +592,10 @@ void AuditSink::WriterLoop() {
 }
 
 bool AuditSink::HasPending() const {
-  return std::any_of(writer_producers_.begin(), writer_producers_.end(), [](const Producer* p) {
+  // Every producer, not only those the last Drain knew of: one created since may have appended
+  // while the writer was not yet idle, and so not have woken it. Checked only before sleeping.
+  std::lock_guard lock(producers_mu_);
+  return std::any_of(producers_.begin(), producers_.end(), [](const auto& p) {
     return p->tail_.load(std::memory_order_seq_cst) != p->head_.load(std::memory_order_relaxed);
   });
 }
@@ -667,8 +693,10 @@ void AuditSink::SignSegment() {
   const Signer& signer = *options_.signer;
   std::string_view alg = AlgName(signer.alg());
   uint64_t last = chain_.next_seq - 1;
-  absl::StatusOr<std::string> sig = signer.Sign(SigningInput(
-      chain_.next_segment, chain_.segment_first, last, chain_.prev_hash, alg, signer.key_id()));
+  const std::optional<uint64_t> recovered = chain_.recovered_last;
+  absl::StatusOr<std::string> sig =
+      signer.Sign(SigningInput(chain_.next_segment, chain_.segment_first, last, chain_.prev_hash,
+                               alg, signer.key_id(), recovered));
   if (!sig.ok()) {
     SetError(sig.status());
     return;
@@ -679,9 +707,11 @@ void AuditSink::SignSegment() {
                                     .head = chain_.prev_hash,
                                     .alg = alg,
                                     .key_id = signer.key_id(),
-                                    .sig = *sig},
+                                    .sig = *sig,
+                                    .recovered = recovered},
                       &batch_);
   batch_.push_back('\n');
+  chain_.recovered_last.reset();
   ++chain_.next_segment;
   chain_.segment_first = chain_.next_seq;
   ++batch_signatures_;

@@ -231,6 +231,9 @@ class AuditSink {
     std::string prev_hash;
     uint64_t next_segment = 0;
     uint64_t segment_first = 0;  // first record not yet signed
+    // The last of the records a reopened log held unsigned (segment_first..it): the next
+    // signature marks them as recovered. Cleared once signed.
+    std::optional<uint64_t> recovered_last;
   };
 
   // Writes the header of a new, empty log.

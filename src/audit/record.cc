@@ -31,6 +31,15 @@ class Cursor {
  public:
   explicit Cursor(std::string_view text) : rest_(text) {}
 
+  // Consumes `literal` when the text goes on with it; false (and no failure) when it does not.
+  bool Optional(std::string_view literal) {
+    if (!ok() || rest_.substr(0, literal.size()) != literal) {
+      return false;
+    }
+    rest_.remove_prefix(literal.size());
+    return true;
+  }
+
   bool Literal(std::string_view literal, std::string_view field) {
     if (!ok() || rest_.substr(0, literal.size()) != literal) {
       return Fail(field);
@@ -196,14 +205,24 @@ void AppendRecordLine(uint64_t seq, std::string_view ts, std::string_view prev,
 
 void AppendSignatureLine(const SignatureLine& sig, std::string* out) {
   absl::StrAppend(out, R"({"segment":)", sig.segment, R"(,"first":)", sig.first, R"(,"last":)",
-                  sig.last, R"(,"head":")", Sv(sig.head), R"(","alg":")", Sv(sig.alg),
-                  R"(","key_id":")", Sv(sig.key_id), R"(","sig":")", Sv(sig.sig), "\"}");
+                  sig.last);
+  if (sig.recovered.has_value()) {
+    absl::StrAppend(out, R"(,"recovered":)", *sig.recovered);
+  }
+  absl::StrAppend(out, R"(,"head":")", Sv(sig.head), R"(","alg":")", Sv(sig.alg), R"(","key_id":")",
+                  Sv(sig.key_id), R"(","sig":")", Sv(sig.sig), "\"}");
 }
 
 std::string SigningInput(uint64_t segment, uint64_t first, uint64_t last, std::string_view head,
-                         std::string_view alg, std::string_view key_id) {
-  return absl::StrCat("mcpmw-audit-v1\nsegment=", segment, "\nfirst=", first, "\nlast=", last,
-                      "\nhead=", Sv(head), "\nalg=", Sv(alg), "\nkey_id=", Sv(key_id), "\n");
+                         std::string_view alg, std::string_view key_id,
+                         std::optional<uint64_t> recovered) {
+  std::string input =
+      absl::StrCat("mcpmw-audit-v1\nsegment=", segment, "\nfirst=", first, "\nlast=", last,
+                   "\nhead=", Sv(head), "\nalg=", Sv(alg), "\nkey_id=", Sv(key_id), "\n");
+  if (recovered.has_value()) {  // signed, so that the mark cannot be taken off the line
+    absl::StrAppend(&input, "recovered=", *recovered, "\n");
+  }
+  return input;
 }
 
 absl::StatusOr<HeaderLine> ParseHeaderLine(std::string_view line) {
@@ -249,6 +268,7 @@ absl::StatusOr<SignatureLine> ParseSignatureLine(std::string_view line) {
   (void)(c.Literal(kSignaturePrefix, "segment") && c.Uint(&sig.segment, "segment") &&
          c.Literal(R"(,"first":)", "first") && c.Uint(&sig.first, "first") &&
          c.Literal(R"(,"last":)", "last") && c.Uint(&sig.last, "last") &&
+         (!c.Optional(R"(,"recovered":)") || c.Uint(&sig.recovered.emplace(), "recovered")) &&
          c.Literal(R"(,"head":)", "head") && c.Hash(&sig.head, "head") &&
          c.Literal(R"(,"alg":)", "alg") && c.Name(&sig.alg, "alg") &&
          c.Literal(R"(,"key_id":)", "key_id") && c.Hex(&sig.key_id, "key_id") &&

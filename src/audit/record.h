@@ -10,13 +10,17 @@
 //     {"seq":N,"ts":"<ts>","prev":"<64 hex>","report":<the caller's JSON>}
 //   segment signature
 //     {"segment":K,"first":A,"last":B,"head":"<64 hex>","alg":"…","key_id":"…","sig":"<hex>"}
+//     or, for the first segment a writer signs after reopening a log that had unsigned records
+//     (its writer stopped uncleanly), with "recovered":R after "last": records A..R were
+//     already in the file, unsigned, when this writer opened it
 //
 // <ts> is RFC 3339 UTC with milliseconds ("2026-11-24T06:53:12.345Z"). A line's hash is the
 // lower-case hex SHA-256 of its bytes without the terminating '\n'. Chain: record N's prev is
 // the hash of record N-1's line, and record 0's prev is the hash of the header line, so the
 // header is chained too. Signature lines are not chained themselves; each one signs
-// SigningInput(K, A, B, head, alg, key_id), where head is the hash of record B's line, so one
-// signature covers every byte of the header and of records 0..B.
+// SigningInput(K, A, B, head, alg, key_id[, R]), where head is the hash of record B's line, so
+// one signature covers every byte of the header and of records 0..B (and says which of them it
+// found unsigned).
 //
 // The writer (audit_sink.h) only emits these forms; the readers here accept only these forms,
 // so any changed byte outside a report is either a parse failure or a field mismatch, and any
@@ -25,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -66,6 +71,9 @@ struct SignatureLine {
   std::string_view alg;
   std::string_view key_id;
   std::string_view sig;
+  // Records first..recovered were found unsigned when the log was reopened: signed by a later
+  // writer, not by the one that wrote them (verify says so). Absent in every other segment.
+  std::optional<uint64_t> recovered;
 };
 
 // Writers: each appends one line without its '\n' to `out`.
@@ -79,7 +87,8 @@ void AppendSignatureLine(const SignatureLine& sig, std::string* out);
 
 // The exact bytes a segment signature signs.
 std::string SigningInput(uint64_t segment, uint64_t first, uint64_t last, std::string_view head,
-                         std::string_view alg, std::string_view key_id);
+                         std::string_view alg, std::string_view key_id,
+                         std::optional<uint64_t> recovered = std::nullopt);
 
 // Readers for one line without its '\n'. Returned views point into `line`. They check the
 // canonical form (key order, digits, hex, timestamp shape) but not the report's JSON; the

@@ -230,9 +230,15 @@ class Walker {
           absl::StrCat(ref, ": head does not match ", RecordRef(sig->last, last_record_line_),
                        " — record ", sig->last, " was edited"));
     }
-    if (!verifier_.Verify(
-            SigningInput(sig->segment, sig->first, sig->last, sig->head, sig->alg, sig->key_id),
-            sig->sig)) {
+    if (sig->recovered.has_value() &&
+        (*sig->recovered < sig->first || *sig->recovered > sig->last)) {
+      return Fail(AuditProblem::kMalformedLine, line_no, sig->last,
+                  absl::StrCat(ref, ": marks records ", Range(sig->first, *sig->recovered),
+                               " as recovered, outside the records it covers"));
+    }
+    if (!verifier_.Verify(SigningInput(sig->segment, sig->first, sig->last, sig->head, sig->alg,
+                                       sig->key_id, sig->recovered),
+                          sig->sig)) {
       return Fail(AuditProblem::kBadSignature, line_no, sig->last,
                   absl::StrCat(ref,
                                ": signature does not verify — forged, or made with another "
@@ -241,6 +247,9 @@ class Walker {
     ++next_segment_;
     segment_first_ = next_seq_;
     ++report_.segments;
+    if (sig->recovered.has_value()) {
+      report_.recovered.emplace_back(sig->first, *sig->recovered);
+    }
     return true;
   }
 
@@ -352,9 +361,18 @@ absl::StatusOr<VerifyReport> VerifyAuditFile(std::string_view path, const Verifi
 
 std::string DescribeVerifyReport(const VerifyReport& report) {
   if (report.ok) {
-    return absl::StrCat("OK: ", report.records, " records in ", report.segments,
-                        " signed segments, last seq ", report.last_seq, ", head ",
-                        report.head.empty() ? std::string("(none)") : report.head);
+    std::string out = absl::StrCat("OK: ", report.records, " records in ", report.segments,
+                                   " signed segments, last seq ", report.last_seq, ", head ",
+                                   report.head.empty() ? std::string("(none)") : report.head);
+    for (const auto& [first, last] : report.recovered) {
+      absl::StrAppend(&out, "\nWARNING: ",
+                      first == last ? absl::StrCat("record ", first, " was")
+                                    : absl::StrCat("records ", Range(first, last), " were"),
+                      " left unsigned by a writer that did not close cleanly, and signed when "
+                      "the log was reopened, not when written: compare with another copy of the "
+                      "log if it matters");
+    }
+    return out;
   }
   return absl::StrCat("FAILED (", Sv(AuditProblemName(report.problem)), "): ", report.reason);
 }

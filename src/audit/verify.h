@@ -17,6 +17,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "src/audit/signer.h"
@@ -50,6 +52,10 @@ struct VerifyReport {
   // The last verified record and its line hash (the head to anchor elsewhere); -1 when none.
   int64_t last_seq = -1;
   std::string head;
+  // Record ranges [first, last] a writer found unsigned when it reopened the log (left by one
+  // that stopped uncleanly) and signed then. Chained, but not authenticated when written: whoever
+  // could write the file before that reopen could have rewritten them undetected.
+  std::vector<std::pair<uint64_t, uint64_t>> recovered;
 
   // The first problem, when !ok.
   AuditProblem problem = AuditProblem::kNone;
@@ -67,8 +73,8 @@ absl::StatusOr<VerifyReport> VerifyAuditFile(std::string_view path, const Verifi
 // The same checks over a log already in memory.
 VerifyReport VerifyAuditLog(std::string_view contents, const Verifier& verifier);
 
-// One line for the CLI: "OK: 1200 records in 2 segments, last seq 1199, head <hash>" or
-// "FAILED (prev-mismatch): record 57 (line 59): …".
+// One line for the CLI: "OK: 1200 records in 2 segments, last seq 1199, head <hash>" (and a
+// warning naming recovered records, if any) or "FAILED (prev-mismatch): record 57 (line 59): …".
 std::string DescribeVerifyReport(const VerifyReport& report);
 
 }  // namespace mcpmw::audit

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,9 @@ namespace mcpmw::audit {
 namespace {
 
 using FsyncPolicy = AuditOptions::FsyncPolicy;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 // 2026-11-24T06:53:12.000Z, then one millisecond more per reading (the header reads it once,
 // the writer once per drain of the queues).
@@ -426,9 +430,43 @@ TEST(AuditSink, ReopenSignsRecordsACrashedWriterLeftUnsigned) {
   EXPECT_EQ(sig->segment, 2u);
   EXPECT_EQ(sig->first, 20u);
   EXPECT_EQ(sig->last, 26u);
+  // Records 20..24 were in the file unsigned: the signature says so, and verify reports it.
+  EXPECT_EQ(sig->recovered, std::optional<uint64_t>(24));
   VerifyReport report = VerifyText(ReadFile(path));
   EXPECT_TRUE(report.ok) << report.reason;
   EXPECT_EQ(report.records, 27u);
+  EXPECT_THAT(report.recovered, ElementsAre(std::make_pair(uint64_t{20}, uint64_t{24})));
+  EXPECT_THAT(DescribeVerifyReport(report),
+              HasSubstr("\nWARNING: records 20..24 were left unsigned by a writer that did not "
+                        "close cleanly, and signed when the log was reopened"));
+}
+
+TEST(AuditSink, ACleanlyClosedLogMarksNoRecordsRecovered) {
+  std::string path = WriteFixtureLog(TempDir());
+  AppendAndClose(Options(path, HmacSigner()), 25, 2);  // reopened after a clean close
+  EXPECT_THAT(ReadFile(path), Not(HasSubstr("recovered")));
+  VerifyReport report = VerifyText(ReadFile(path));
+  EXPECT_TRUE(report.ok) << report.reason;
+  EXPECT_TRUE(report.recovered.empty());
+  EXPECT_THAT(DescribeVerifyReport(report), Not(HasSubstr("WARNING")));
+}
+
+TEST(VerifyAuditLog, NamesTheSignatureWhenItsRecoveredMarkIsTakenOff) {
+  std::string path = WriteFixtureLog(TempDir());
+  std::vector<std::string> lines = Lines(ReadFile(path));
+  lines.pop_back();
+  WriteFile(path, Unlines(lines));
+  AppendAndClose(Options(path, HmacSigner()), 25, 2);
+  lines = Lines(ReadFile(path));
+  std::string& last = lines.back();
+  const std::string mark = R"(,"recovered":24)";
+  size_t at = last.find(mark);
+  ASSERT_NE(at, std::string::npos) << last;
+  last.erase(at, mark.size());
+  VerifyReport report = VerifyText(Unlines(lines));
+  EXPECT_FALSE(report.ok);
+  EXPECT_EQ(report.problem, AuditProblem::kBadSignature) << report.reason;
+  EXPECT_EQ(report.bad_line, lines.size());
 }
 
 TEST(AuditSink, ReopenRefusesATornTailUnlessToldToCutIt) {
@@ -569,6 +607,28 @@ TEST(AuditSink, FlushWritesEverythingAppendedBeforeIt) {
   EXPECT_TRUE(closed.ok) << closed.reason;
   EXPECT_EQ(closed.records, 5u);
   EXPECT_EQ(closed.segments, 1u);
+}
+
+TEST(AuditSink, FlushDuringCloseReturnsOnceCloseHasWrittenEverything) {
+  // All of them queued before Close (the queue holds them), and written in small fsynced
+  // batches: Close takes a while, and the Flush below starts while it runs.
+  constexpr int kRecords = 4000;
+  std::string path = TempDir() + "/audit.jsonl";
+  AuditOptions options = Options(path, HmacSigner(), 1000, FsyncPolicy::kPerBatch);
+  options.queue_capacity = 8192;
+  absl::StatusOr<std::unique_ptr<AuditSink>> sink = AuditSink::Open(std::move(options));
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Producer* producer = *(*sink)->NewProducer();
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_TRUE(producer->Append(Report(i)).ok());
+  }
+  std::thread closer([&] { EXPECT_TRUE((*sink)->Close().ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // Close has begun, most likely
+  ASSERT_TRUE((*sink)->Flush().ok());
+  // Every record appended before the Flush is in the file when it returns.
+  VerifyReport report = VerifyText(ReadFile(path));
+  EXPECT_EQ(report.records, static_cast<uint64_t>(kRecords)) << report.reason;
+  closer.join();
 }
 
 // Renders packed bytes as {"packed":"<bytes>"}, recording the thread it ran on.
