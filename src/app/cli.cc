@@ -60,7 +60,7 @@ Sidecar options:
   --request-timeout-ms N    a request the server has not answered N ms after it arrived gets
                             error -32001 and the server gets notifications/cancelled for it (not
                             for initialize); its late answer is dropped; progress notifications
-                            restart the clock. 0..86400000 (default 0: no timeout)
+                            restart the clock, up to 10×N in all. 0..86400000 (default 0: none)
   --max-message-bytes N     largest message accepted in either direction; larger ones are
                             answered with error -32003 and skipped (default 16777216)
   --restart-buffer-bytes N  client bytes held while the server restarts (default 8388608)

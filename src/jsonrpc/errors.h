@@ -45,6 +45,12 @@ inline constexpr int kHeaderMismatch = -32020;
 // MCP 2026-07-28: the protocol version is not one this server speaks (HTTP 400).
 inline constexpr int kUnsupportedProtocolVersion = -32022;
 
+// MCP request timeouts: each notifications/progress for a request restarts its timeout, but only
+// up to this many times the timeout from the request's arrival, a hard maximum, so that a server
+// reporting progress for ever still ends (the sidecar's --request-timeout-ms, the gateway's
+// requestTimeoutMs).
+inline constexpr int kProgressCapFactor = 10;
+
 // Appends a JSON string literal (with quotes) for `text` to `out`, escaping as RFC 8259 requires:
 // `"` and `\` with a backslash, \n \r \t, every other control character as \u00XX.
 void AppendJsonString(std::string_view text, std::string* out);

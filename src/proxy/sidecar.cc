@@ -343,6 +343,8 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
         pending = Pending{std::string(env_.method), std::move(exchange)};
         if (options_.request_timeout.count() > 0) {
           pending.deadline = ring_.clock().Now() + options_.request_timeout;
+          pending.hard_deadline =
+              ring_.clock().Now() + jsonrpc::kProgressCapFactor * options_.request_timeout;
           pending.progress_token = std::string(env_.progress_token);
           // The id is the client's again: an answer to it is no longer a late one.
           timed_out_ids_.erase(Sv(env_.id));
@@ -597,6 +599,9 @@ void Sidecar::HandleServerFrame(const FrameResult& frame) {
     }
     case MessageKind::kResponse:
     case MessageKind::kErrorResponse:
+      if (!replay_id_.empty() && env_.id == replay_id_ && state_ != ServerState::kReplaying) {
+        return;  // answered by a server that has exited since: mcpmw's own id, not the client's
+      }
       if (state_ == ServerState::kReplaying && env_.id == replay_id_) {
         if (env_.kind == MessageKind::kErrorResponse) {
           LogError("the restarted MCP server rejected the replayed initialize; continuing");
@@ -749,6 +754,10 @@ io::Task<void> Sidecar::ServerLoop() {
   bool started = co_await StartServer();
   while (started) {
     co_await io::WaitPidfd(ring_, child_.pidfd.Get());
+    // Not running any more: a client message that arrives while the pump drains and the writer
+    // closes is held for the next server (or answered with the others below), not queued on a
+    // writer that is closing, where it would be dropped unanswered.
+    state_ = ServerState::kBackoff;
     absl::StatusOr<pool::ExitStatus> status = pool::Reap(child_);
     std::string how = status.ok() ? status->Describe() : std::string(status.status().message());
     // Deliver what the server wrote before it died, then stop writing to it.
@@ -984,10 +993,13 @@ void Sidecar::TimeOutDueRequests(TimePoint now) {
   if (due.empty()) {
     return;
   }
-  const int64_t ms = options_.request_timeout.count();
   for (const std::string& id : due) {
     auto it = client_in_flight_.find(id);
     Pending& pending = it->second;
+    // Past the hard maximum (progress kept extending it), or plain silence for the timeout.
+    const bool capped = pending.hard_deadline <= now;
+    const int64_t ms =
+        (capped ? jsonrpc::kProgressCapFactor : 1) * options_.request_timeout.count();
     // MCP: the client must not cancel initialize; the error alone ends the client's wait.
     bool cancel = pending.method != "initialize";
     LogError("the MCP server did not answer `", pending.method, "` (id ", id, ") within ", ms,
@@ -1003,11 +1015,13 @@ void Sidecar::TimeOutDueRequests(TimePoint now) {
         held_.push_back({.payload = std::move(note)});
       }
     }
-    std::string message =
-        cancel ? absl::StrCat("The server did not answer `", pending.method, "` within ", ms,
-                              " ms; mcpmw cancelled the request.")
-               : absl::StrCat("The server did not answer `", pending.method, "` within ", ms,
-                              " ms; mcpmw stopped waiting (initialize cannot be cancelled).");
+    std::string message = absl::StrCat(
+        "The server did not answer `", pending.method, "` within ", ms, " ms",
+        capped ? absl::StrCat(" (progress notifications extend a request to ",
+                              jsonrpc::kProgressCapFactor, "× --request-timeout-ms at most)")
+               : "",
+        cancel ? "; mcpmw cancelled the request."
+               : "; mcpmw stopped waiting (initialize cannot be cancelled).");
     AbandonPending(pending, jsonrpc::kServerUnavailable, message);
     ReplyToClient(id, jsonrpc::kServerUnavailable, message,
                   absl::StrCat(R"({"reason":"request-timeout","timeoutMs":)", ms, "}"));
@@ -1038,7 +1052,8 @@ void Sidecar::ExtendDeadlineOnProgress(std::string_view payload) {
   }
   for (auto& [id, pending] : client_in_flight_) {
     if (pending.progress_token == token) {
-      pending.deadline = ring_.clock().Now() + options_.request_timeout;
+      pending.deadline =
+          std::min(ring_.clock().Now() + options_.request_timeout, pending.hard_deadline);
     }
   }
 }

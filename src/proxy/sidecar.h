@@ -80,7 +80,8 @@ struct SidecarOptions {
   // it is answered with -32001 (data {"reason":"request-timeout","timeoutMs":N}), the server gets
   // `notifications/cancelled` for it (except `initialize`, which MCP forbids cancelling) and its
   // late answer is dropped. Each `notifications/progress` the server sends for the request's
-  // progress token restarts its clock. Zero: no timeout.
+  // progress token restarts its clock, up to jsonrpc::kProgressCapFactor times this in all (a hard
+  // maximum: a server that reports progress forever still ends). Zero: no timeout.
   std::chrono::milliseconds request_timeout{0};
   // How long the reactor polls for more work before sleeping (see io::Ring::set_busy_poll).
   std::chrono::microseconds busy_poll{50};
@@ -118,6 +119,7 @@ class Sidecar {
     // Client requests with a request timeout: when mcpmw gives up on it, and the raw token of
     // params._meta.progressToken (empty if none), whose progress pushes the deadline back.
     TimePoint deadline = TimePoint::max();
+    TimePoint hard_deadline = TimePoint::max();  // the latest progress can push `deadline` to
     std::string progress_token;
   };
 

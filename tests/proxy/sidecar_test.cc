@@ -579,6 +579,33 @@ TEST_F(SidecarTest, ProgressFromTheServerRestartsTheRequestsTimeoutClock) {
   EXPECT_EQ(code, kExitOk);
 }
 
+TEST_F(SidecarTest, ProgressDoesNotKeepARequestAlivePastTenTimesItsTimeout) {
+  SidecarOptions options = fake_.Options();
+  options.request_timeout = std::chrono::milliseconds(200);
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    // Progress every 50 ms for 3 s: never 200 ms silent, but past the 2 s hard maximum.
+    c.Send(
+        R"({"jsonrpc":"2.0","id":7,"method":"progress","params":{"count":60,"interval_ms":50,"_meta":{"progressToken":"p7"}}})"
+        "\n");
+    std::string line;
+    int progress = 0;
+    while ((line = c.ReadLine()).find(R"("method":"notifications/progress")") !=
+           std::string::npos) {
+      ++progress;
+    }
+    EXPECT_THAT(line, StartsWith(R"({"jsonrpc":"2.0","id":7,"error":{"code":-32001,)"));
+    EXPECT_THAT(line, HasSubstr("within 2000 ms (progress notifications extend a request to 10× "
+                                "--request-timeout-ms at most); mcpmw cancelled the request."));
+    EXPECT_THAT(line, HasSubstr(R"("data":{"reason":"request-timeout","timeoutMs":2000})"));
+    EXPECT_GT(progress, 10);  // it was progressing, and stopped only at the cap
+    EXPECT_LT(progress, 60);
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
 // The server's pid, from the fake server's `stats` answer ("…"pid":123}}").
 pid_t StatsPid(const std::string& line) {
   size_t at = line.find("\"pid\":");

@@ -1600,7 +1600,8 @@ io::Task<void> Gateway::RequestTimeouts() {
     for (auto& [id, s] : sessions_) {
       for (auto& [key, p] : s->pending) {
         if (p->kind == Pending::Kind::kCall && p->method != "initialize" &&
-            now - std::max(p->started, p->last_heard) >= limit) {
+            (now - std::max(p->started, p->last_heard) >= limit ||
+             now - p->started >= jsonrpc::kProgressCapFactor * limit)) {
           late.emplace_back(id, key);
         }
       }
@@ -1635,13 +1636,20 @@ io::Task<void> Gateway::RequestTimeouts() {
         PartDone(session, fan_key, server, {});
         continue;
       }
+      // Past the hard maximum (progress kept extending it), or silent for the timeout.
+      const bool capped = now - p.started >= jsonrpc::kProgressCapFactor * limit;
+      const int64_t ms = capped ? jsonrpc::kProgressCapFactor * limit_ms : limit_ms;
       FinishPending(
           session, p,
           jsonrpc::ErrorResponse(
               p.client_id, jsonrpc::kServerUnavailable,
-              absl::StrCat("the server did not answer within ", limit_ms,
-                           " ms (requestTimeoutMs); mcpmw cancelled the request"),
-              absl::StrCat(R"({"reason":"request-timeout","timeoutMs":)", limit_ms, "}")));
+              absl::StrCat("the server did not answer within ", ms, " ms (",
+                           capped ? absl::StrCat(jsonrpc::kProgressCapFactor,
+                                                 "× requestTimeoutMs: progress notifications "
+                                                 "extend a request that far at most")
+                                  : std::string("requestTimeoutMs"),
+                           "); mcpmw cancelled the request"),
+              absl::StrCat(R"({"reason":"request-timeout","timeoutMs":)", ms, "}")));
     }
   }
 }

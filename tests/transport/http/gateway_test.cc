@@ -725,6 +725,27 @@ TEST_F(GatewayTest, ProgressNotificationsRestartTheRequestTimeout) {
   EXPECT_EQ(events[4].data, R"({"jsonrpc":"2.0","id":3,"result":{"done":true}})");
 }
 
+TEST_F(GatewayTest, ProgressDoesNotKeepARequestPastTenTimesTheRequestTimeout) {
+  h_.config.request_timeout = 200ms;
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Reply reply;
+  RunWithClient([&](uint16_t port) {
+    Client c(port);
+    ASSERT_TRUE(c.connected());
+    std::string sid = OpenSession(c);
+    // Progress every 40 ms for 3.2 s: never 200 ms silent, but past the 2 s hard maximum.
+    reply = c.Do({.body = ProgressCall(3, 80, 40, "p3"), .session = sid});
+  });
+  EXPECT_EQ(reply.status, 200);
+  std::vector<SseEvent> events = ParseSse(reply.body);
+  ASSERT_GT(events.size(), 10u) << reply.body;  // it was progressing until the cap
+  EXPECT_EQ(events.back().data,
+            R"({"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"the server did not )"
+            R"(answer within 2000 ms (10× requestTimeoutMs: progress notifications extend a )"
+            R"(request that far at most); mcpmw cancelled the request",)"
+            R"("data":{"reason":"request-timeout","timeoutMs":2000}}})");
+}
+
 TEST_F(GatewayTest, AggregatedToolsListFollowsEveryPageThroughTheToolFilter) {
   worker_env_ = {{"FAKE_TOOL_PAGES", "3"}};
   ASSERT_NO_FATAL_FAILURE(Start(R"({"bundleVersion":"v1","toolCatalog":[
