@@ -326,6 +326,16 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
                       R"({"reason":"server-unavailable","retryable":false})");
         return;
       }
+      if (client_in_flight_.contains(Sv(env_.id))) {
+        // JSON-RPC ids must be unique among requests in flight: two answers with one id could
+        // not be told apart, and the first request's exchange would be lost from the audit log.
+        ReplyToClient(env_.id, jsonrpc::kInvalidRequest,
+                      absl::StrCat("Invalid Request: the id ", Sv(env_.id),
+                                   " is already used by a request in flight; give each request "
+                                   "its own id. This one was not delivered"),
+                      R"({"reason":"duplicate-id"})");
+        return;
+      }
       if (options_.governance != nullptr) {
         exchange = options_.governance->Begin(env_, frame.payload);
         const middleware::Verdict& verdict = exchange->ctx.outcome;

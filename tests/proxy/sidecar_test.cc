@@ -480,6 +480,33 @@ TEST_F(SidecarTest, GovernedMatchesAnAnswerThatSpellsTheClientsStringIdWithoutEs
             1u);
 }
 
+TEST_F(SidecarTest, RefusesARequestWhoseIdIsStillInFlightAndKeepsTheFirst) {
+  std::unique_ptr<Governance> governance = DefaultGovernance();
+  ASSERT_NE(governance, nullptr);
+  SidecarOptions options = fake_.Options();
+  options.governance = governance.get();
+  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
+    c.Send(kInitialize);
+    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+    c.Send(R"({"jsonrpc":"2.0","id":5,"method":"hang"})"
+           "\n"
+           R"({"jsonrpc":"2.0","id":5,"method":"crash"})"
+           "\n");
+    const std::string refused = c.ReadLine();
+    EXPECT_THAT(refused, StartsWith(R"({"jsonrpc":"2.0","id":5,"error":{"code":-32600,)"));
+    EXPECT_THAT(refused, HasSubstr(R"("data":{"reason":"duplicate-id"})"));
+    // The duplicate never reached the server (it did not crash, and has initialised once). The
+    // first is still tracked: the cancellation ends it, and its late answer is dropped.
+    c.Send(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}})"
+           "\n"
+           R"({"jsonrpc":"2.0","id":6,"method":"stats"})"
+           "\n");
+    EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":6,"result":{"initializations":1,)"));
+    c.CloseStdin();
+  });
+  EXPECT_EQ(code, kExitOk);
+}
+
 TEST_F(SidecarTest, AnswersTheServerWhenTheClientsAnswerToItsRequestIsInvalid) {
   int code = RunSession(fake_, fake_.Options(), [](FakeClient& c) {
     c.Send(kInitialize);
