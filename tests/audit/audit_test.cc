@@ -416,14 +416,21 @@ TEST(AuditSink, ReopenContinuesTheChainAndSegments) {
 
 // A writer that died before signing leaves records 20..24 unsigned; the next writer's first
 // signature covers them.
-TEST(AuditSink, ReopenSignsRecordsACrashedWriterLeftUnsigned) {
+// The fixture log as a writer leaves it when it crashes before signing its last segment (the
+// final signature line gone: records 20..24 unsigned), then reopened and closed after two more
+// records, 25 and 26.
+std::string ReopenedAfterACrash() {
   std::string path = WriteFixtureLog(TempDir());
   std::vector<std::string> lines = Lines(ReadFile(path));
   lines.pop_back();
   WriteFile(path, Unlines(lines));
   AppendAndClose(Options(path, HmacSigner()), 25, 2);
+  return path;
+}
 
-  lines = Lines(ReadFile(path));
+TEST(AuditSink, ReopenSignsRecordsACrashedWriterLeftUnsigned) {
+  std::string path = ReopenedAfterACrash();
+  std::vector<std::string> lines = Lines(ReadFile(path));
   ASSERT_EQ(lines.size(), 28u + 2u + 1u);
   absl::StatusOr<SignatureLine> sig = ParseSignatureLine(lines.back());
   ASSERT_TRUE(sig.ok()) << sig.status();
@@ -452,12 +459,8 @@ TEST(AuditSink, ACleanlyClosedLogMarksNoRecordsRecovered) {
 }
 
 TEST(VerifyAuditLog, NamesTheSignatureWhenItsRecoveredMarkIsTakenOff) {
-  std::string path = WriteFixtureLog(TempDir());
+  std::string path = ReopenedAfterACrash();
   std::vector<std::string> lines = Lines(ReadFile(path));
-  lines.pop_back();
-  WriteFile(path, Unlines(lines));
-  AppendAndClose(Options(path, HmacSigner()), 25, 2);
-  lines = Lines(ReadFile(path));
   std::string& last = lines.back();
   const std::string mark = R"(,"recovered":24)";
   size_t at = last.find(mark);

@@ -385,22 +385,37 @@ TEST_F(SidecarTest, CompletesAGovernedExchangeThatTimesOutAsErrored) {
       1u);
 }
 
-// A governance with the default bundle: every stage runs, nothing is denied.
-std::unique_ptr<Governance> DefaultGovernance() {
-  absl::StatusOr<std::unique_ptr<Governance>> governance =
-      Governance::Create(GovernanceOptions{}, SteadyClock::Instance());
-  EXPECT_TRUE(governance.ok()) << governance.status();
-  return governance.ok() ? *std::move(governance) : nullptr;
-}
+// Sessions governed by the default bundle (every stage runs, nothing is denied).
+class GovernedSidecarTest : public SidecarTest {
+ protected:
+  void SetUp() override {
+    SidecarTest::SetUp();
+    if (IsSkipped()) {
+      return;
+    }
+    absl::StatusOr<std::unique_ptr<Governance>> governance =
+        Governance::Create(GovernanceOptions{}, SteadyClock::Instance());
+    ASSERT_TRUE(governance.ok()) << governance.status();
+    governance_ = *std::move(governance);
+  }
 
-TEST_F(SidecarTest, GovernedRefusesAClientBatchMemberByMemberAndDeliversNoneOfIt) {
-  std::unique_ptr<Governance> governance = DefaultGovernance();
-  ASSERT_NE(governance, nullptr);
-  SidecarOptions options = fake_.Options();
-  options.governance = governance.get();
-  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
-    c.Send(kInitialize);
-    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+  // Runs a governed session; `client` starts once initialize has been answered.
+  template <typename ClientFn>
+  int RunGoverned(ClientFn client) {
+    SidecarOptions options = fake_.Options();
+    options.governance = governance_.get();
+    return RunSession(fake_, std::move(options), [&client](FakeClient& c) {
+      c.Send(kInitialize);
+      ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+      client(c);
+    });
+  }
+
+  std::unique_ptr<Governance> governance_;
+};
+
+TEST_F(GovernedSidecarTest, RefusesAClientBatchMemberByMemberAndDeliversNoneOfIt) {
+  int code = RunGoverned([](FakeClient& c) {
     c.Send(R"([{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"x"}},)"
            R"({"jsonrpc":"2.0","method":"notifications/progress","params":{}},)"
            R"({"jsonrpc":"2.0","id":"b","method":"crash"}])"
@@ -418,14 +433,8 @@ TEST_F(SidecarTest, GovernedRefusesAClientBatchMemberByMemberAndDeliversNoneOfIt
   EXPECT_EQ(code, kExitOk);
 }
 
-TEST_F(SidecarTest, GovernedWithholdsAServerBatchAndAnswersTheRequestItHeldWithAnError) {
-  std::unique_ptr<Governance> governance = DefaultGovernance();
-  ASSERT_NE(governance, nullptr);
-  SidecarOptions options = fake_.Options();
-  options.governance = governance.get();
-  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
-    c.Send(kInitialize);
-    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+TEST_F(GovernedSidecarTest, WithholdsAServerBatchAndAnswersTheRequestItHeldWithAnError) {
+  int code = RunGoverned([](FakeClient& c) {
     c.Send(R"({"jsonrpc":"2.0","id":3,"method":"batch-answer"})"
            "\n");
     const std::string answer = c.ReadLine();
@@ -437,14 +446,8 @@ TEST_F(SidecarTest, GovernedWithholdsAServerBatchAndAnswersTheRequestItHeldWithA
   EXPECT_EQ(code, kExitOk);
 }
 
-TEST_F(SidecarTest, GovernedDropsTheServersAnswerToARequestTheClientCancelled) {
-  std::unique_ptr<Governance> governance = DefaultGovernance();
-  ASSERT_NE(governance, nullptr);
-  SidecarOptions options = fake_.Options();
-  options.governance = governance.get();
-  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
-    c.Send(kInitialize);
-    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+TEST_F(GovernedSidecarTest, DropsTheServersAnswerToARequestTheClientCancelled) {
+  int code = RunGoverned([](FakeClient& c) {
     // The fake server answers a hung request as soon as it reads its cancellation.
     c.Send(R"({"jsonrpc":"2.0","id":7,"method":"hang"})"
            "\n"
@@ -459,14 +462,8 @@ TEST_F(SidecarTest, GovernedDropsTheServersAnswerToARequestTheClientCancelled) {
   EXPECT_EQ(code, kExitOk);
 }
 
-TEST_F(SidecarTest, GovernedMatchesAnAnswerThatSpellsTheClientsStringIdWithoutEscapes) {
-  std::unique_ptr<Governance> governance = DefaultGovernance();
-  ASSERT_NE(governance, nullptr);
-  SidecarOptions options = fake_.Options();
-  options.governance = governance.get();
-  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
-    c.Send(kInitialize);
-    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+TEST_F(GovernedSidecarTest, MatchesAnAnswerThatSpellsTheClientsStringIdWithoutEscapes) {
+  int code = RunGoverned([](FakeClient& c) {
     // The fake server writes ids back minified, as "ab": a JSON reader sees one id.
     c.Send(R"({"jsonrpc":"2.0","id":"a\u0062","method":"echo","params":{"text":"t"}})"
            "\n");
@@ -474,20 +471,14 @@ TEST_F(SidecarTest, GovernedMatchesAnAnswerThatSpellsTheClientsStringIdWithoutEs
     c.CloseStdin();
   });
   EXPECT_EQ(code, kExitOk);
-  EXPECT_EQ(governance->metrics()
+  EXPECT_EQ(governance_->metrics()
                 .counter("mcpmw_requests_total", {{"method", "other"}, {"outcome", "served"}})
                 .value(),
             1u);
 }
 
-TEST_F(SidecarTest, RefusesARequestWhoseIdIsStillInFlightAndKeepsTheFirst) {
-  std::unique_ptr<Governance> governance = DefaultGovernance();
-  ASSERT_NE(governance, nullptr);
-  SidecarOptions options = fake_.Options();
-  options.governance = governance.get();
-  int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
-    c.Send(kInitialize);
-    ASSERT_THAT(c.ReadLine(), HasSubstr(R"("serverInfo")"));
+TEST_F(GovernedSidecarTest, RefusesARequestWhoseIdIsStillInFlightAndKeepsTheFirst) {
+  int code = RunGoverned([](FakeClient& c) {
     c.Send(R"({"jsonrpc":"2.0","id":5,"method":"hang"})"
            "\n"
            R"({"jsonrpc":"2.0","id":5,"method":"crash"})"
