@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -81,6 +82,36 @@ void CanonicalizeToken(std::string_view* token, std::string* storage) {
     *storage = IdToken(parsed);
     *token = *storage;
   }
+}
+
+// What mcpmw needs of one member of a JSON-RPC batch.
+struct BatchMember {
+  bool is_request_or_notification = false;  // it has a method
+  std::string id;                           // canonical, as IdToken spells it; "" when absent
+};
+
+// The members of the batch `payload` (followed by the read buffer's padding, as simdjson needs),
+// or nothing when it is not valid JSON. A member that is not an object has neither.
+std::optional<std::vector<BatchMember>> ReadBatch(std::string_view payload) {
+  simdjson::dom::parser parser;
+  simdjson::dom::array members;
+  if (parser.parse(payload.data(), payload.size(), false).get_array().get(members) !=
+      simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  std::vector<BatchMember> out;
+  for (simdjson::dom::element member : members) {
+    BatchMember& m = out.emplace_back();
+    simdjson::dom::object object;
+    if (member.get_object().get(object) != simdjson::SUCCESS) {
+      continue;
+    }
+    m.is_request_or_notification = object["method"].error() == simdjson::SUCCESS;
+    if (simdjson::dom::element id; object["id"].get(id) == simdjson::SUCCESS) {
+      m.id = IdToken(id);
+    }
+  }
+  return out;
 }
 
 // The token of params.progressToken of a notifications/progress, or "" when it has none.
@@ -352,9 +383,9 @@ void Sidecar::HandleClientFrame(const FrameResult& frame) {
         Pending& pending = client_in_flight_[std::string(env_.id)];
         pending = Pending{std::string(env_.method), std::move(exchange)};
         if (options_.request_timeout.count() > 0) {
-          pending.deadline = ring_.clock().Now() + options_.request_timeout;
-          pending.hard_deadline =
-              ring_.clock().Now() + jsonrpc::kProgressCapFactor * options_.request_timeout;
+          const TimePoint now = ring_.clock().Now();
+          pending.deadline = now + options_.request_timeout;
+          pending.hard_deadline = now + jsonrpc::kProgressCapFactor * options_.request_timeout;
           pending.progress_token = std::string(env_.progress_token);
           // The id is the client's again: an answer to it is no longer a late one.
           timed_out_ids_.erase(Sv(env_.id));
@@ -399,36 +430,27 @@ void Sidecar::CanonicalizeTokens() {
 }
 
 void Sidecar::RefuseClientBatch(std::string_view payload) {
-  simdjson::dom::parser parser;
-  simdjson::dom::array members;
-  // The frame is followed by the read buffer's padding, as simdjson needs.
-  if (parser.parse(payload.data(), payload.size(), false).get_array().get(members) !=
-      simdjson::SUCCESS) {
+  std::optional<std::vector<BatchMember>> members = ReadBatch(payload);
+  if (!members.has_value()) {
     ReplyToClient({}, jsonrpc::kParseError,
                   "Parse error: the JSON-RPC batch is not valid JSON; none of it was delivered",
                   R"({"reason":"parse-error"})");
     return;
   }
   std::string answer;
-  size_t count = 0;
-  for (simdjson::dom::element member : members) {
-    ++count;
-    simdjson::dom::object object;
-    simdjson::dom::element id;
-    if (member.get_object().get(object) != simdjson::SUCCESS ||
-        object["method"].error() != simdjson::SUCCESS ||
-        object["id"].get(id) != simdjson::SUCCESS) {
+  for (const BatchMember& member : *members) {
+    if (!member.is_request_or_notification || member.id.empty()) {
       continue;  // a notification or an answer: nothing to reply to
     }
     answer += answer.empty() ? '[' : ',';
     answer += jsonrpc::ErrorResponse(
-        IdToken(id), jsonrpc::kInvalidRequest,
+        member.id, jsonrpc::kInvalidRequest,
         "Invalid Request: mcpmw governs each message on its own and does not take JSON-RPC "
         "batches (MCP has none after 2025-03-26); send this request by itself. Nothing in the "
         "batch was delivered",
         R"({"reason":"batch-not-governed"})");
   }
-  LogError("refused a JSON-RPC batch of ", count,
+  LogError("refused a JSON-RPC batch of ", members->size(),
            " messages: with --policy every message is governed on its own");
   if (!answer.empty()) {
     answer += ']';
@@ -437,30 +459,19 @@ void Sidecar::RefuseClientBatch(std::string_view payload) {
 }
 
 void Sidecar::WithholdServerBatch(std::string_view payload) {
-  simdjson::dom::parser parser;
-  simdjson::dom::array members;
-  size_t count = 0;
-  if (parser.parse(payload.data(), payload.size(), false).get_array().get(members) ==
-      simdjson::SUCCESS) {
-    for (simdjson::dom::element member : members) {
-      ++count;
-      simdjson::dom::object object;
-      simdjson::dom::element id;
-      if (member.get_object().get(object) != simdjson::SUCCESS ||
-          object["method"].error() == simdjson::SUCCESS ||
-          object["id"].get(id) != simdjson::SUCCESS) {
-        continue;  // the server's own requests and notifications in it are dropped
-      }
-      std::string token = IdToken(id);
-      if (AbandonInFlight(token, jsonrpc::kInternalError, "the server answered in a batch")) {
-        ReplyToClient(token, jsonrpc::kInternalError,
-                      "The MCP server answered this request inside a JSON-RPC batch, which "
-                      "mcpmw cannot govern; the answer was withheld",
-                      R"({"reason":"server-batch"})");
-      }
+  std::vector<BatchMember> members = ReadBatch(payload).value_or(std::vector<BatchMember>{});
+  for (const BatchMember& member : members) {
+    if (member.is_request_or_notification || member.id.empty()) {
+      continue;  // the server's own requests and notifications in it are dropped
+    }
+    if (AbandonInFlight(member.id, jsonrpc::kInternalError, "the server answered in a batch")) {
+      ReplyToClient(member.id, jsonrpc::kInternalError,
+                    "The MCP server answered this request inside a JSON-RPC batch, which mcpmw "
+                    "cannot govern; the answer was withheld",
+                    R"({"reason":"server-batch"})");
     }
   }
-  LogError("the MCP server sent a JSON-RPC batch (", count,
+  LogError("the MCP server sent a JSON-RPC batch (", members.size(),
            " messages); with --policy it is not forwarded");
 }
 

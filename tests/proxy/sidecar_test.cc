@@ -294,10 +294,34 @@ TEST_F(SidecarTest, RestartsAServerThatClosesItsStdoutButKeepsRunning) {
   EXPECT_EQ(code, kExitOk);
 }
 
+// FAKE_INIT_ONCE for the fake servers this test starts: while the marker file exists, a server
+// stays silent on initialize (the first one creates it). Unset and removed when it goes.
+class InitOnceMarker {
+ public:
+  explicit InitOnceMarker(std::string_view name)
+      : path_(absl::StrCat(::testing::TempDir(), "/", Sv(name), "-", ::getpid())) {
+    ::unlink(path_.c_str());
+    ::setenv("FAKE_INIT_ONCE", path_.c_str(), 1);
+  }
+  InitOnceMarker(const InitOnceMarker&) = delete;
+  InitOnceMarker& operator=(const InitOnceMarker&) = delete;
+  ~InitOnceMarker() {
+    ::unsetenv("FAKE_INIT_ONCE");
+    ::unlink(path_.c_str());
+  }
+  // Makes every server from now on stay silent on initialize.
+  bool Create() const {
+    return UniqueFd(::open(path_.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600)).Valid();
+  }
+  // Lets the next server answer initialize again.
+  void Remove() const { ::unlink(path_.c_str()); }
+
+ private:
+  std::string path_;
+};
+
 TEST_F(SidecarTest, KillsARestartedServerThatNeverAnswersTheReplayedInitialize) {
-  std::string marker = ::testing::TempDir() + "/fake-init-once-" + std::to_string(::getpid());
-  ::unlink(marker.c_str());
-  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  InitOnceMarker marker("fake-init-once");
   SidecarOptions options = fake_.Options();
   options.max_restarts = 1;
   options.replay_timeout = std::chrono::milliseconds(300);
@@ -313,8 +337,6 @@ TEST_F(SidecarTest, KillsARestartedServerThatNeverAnswersTheReplayedInitialize) 
     EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-3200)"));
     c.CloseStdin();
   });
-  ::unsetenv("FAKE_INIT_ONCE");
-  ::unlink(marker.c_str());
   EXPECT_EQ(code, 1);  // the replacement died by SIGKILL and the budget was spent
 }
 
@@ -519,9 +541,7 @@ TEST_F(SidecarTest, AnswersTheServerWhenTheClientsAnswerToItsRequestIsInvalid) {
 }
 
 TEST_F(SidecarTest, DoesNotDeliverAHeldRequestThatWasAnsweredWhenItsServerDied) {
-  std::string marker = ::testing::TempDir() + "/fake-init-held-" + std::to_string(::getpid());
-  ::unlink(marker.c_str());
-  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  InitOnceMarker marker("fake-init-held");
   SidecarOptions options = fake_.Options();
   options.max_restarts = 3;
   options.replay_timeout = std::chrono::milliseconds(300);
@@ -537,23 +557,18 @@ TEST_F(SidecarTest, DoesNotDeliverAHeldRequestThatWasAnsweredWhenItsServerDied) 
            "\n");
     EXPECT_THAT(c.ReadLine(), HasSubstr(R"("id":2,"error":{"code":-3200)"));
     // The next replacement answers initialize: the answered request must not reach it.
-    ::unlink(marker.c_str());
+    marker.Remove();
     c.Send(R"({"jsonrpc":"2.0","id":3,"method":"echo","params":{"text":"next"}})"
            "\n");
     EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":3,"result":{"text":"next"}})");
     c.CloseStdin();
   });
-  ::unsetenv("FAKE_INIT_ONCE");
-  ::unlink(marker.c_str());
   EXPECT_EQ(code, kExitOk);
 }
 
 TEST_F(SidecarTest, AnswersAnInitializeThatTimesOutWithoutCancellingIt) {
-  // An existing marker makes the fake server stay silent on initialize.
-  std::string marker = ::testing::TempDir() + "/fake-init-silent-" + std::to_string(::getpid());
-  UniqueFd created(::open(marker.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-  ASSERT_TRUE(created.Valid());
-  ::setenv("FAKE_INIT_ONCE", marker.c_str(), 1);
+  InitOnceMarker marker("fake-init-silent");
+  ASSERT_TRUE(marker.Create());  // the first server already stays silent on initialize
   SidecarOptions options = fake_.Options();
   options.request_timeout = std::chrono::milliseconds(200);
   int code = RunSession(fake_, std::move(options), [](FakeClient& c) {
@@ -566,8 +581,6 @@ TEST_F(SidecarTest, AnswersAnInitializeThatTimesOutWithoutCancellingIt) {
     EXPECT_EQ(c.ReadLine(), R"({"jsonrpc":"2.0","id":1,"result":{"cancelled":[]}})");
     c.CloseStdin();
   });
-  ::unsetenv("FAKE_INIT_ONCE");
-  ::unlink(marker.c_str());
   EXPECT_EQ(code, kExitOk);
 }
 
